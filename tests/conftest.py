@@ -1,0 +1,49 @@
+"""Shared fixtures.
+
+Tests that need the study's reference material use ``shared_dir``. On a user's
+clone ``../shared`` is absent and those tests skip with a reason; CI sets
+GLACIER_REQUIRE_SHARED=1 so a missing ``../shared`` fails instead of silently
+skipping the golden checks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _need(path: Path) -> Path:
+    if path.exists():
+        return path
+    reason = f"{path} is absent (the study's reference material lives in ../shared)"
+    if os.environ.get("GLACIER_REQUIRE_SHARED"):
+        pytest.fail(reason + " but GLACIER_REQUIRE_SHARED is set")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` (skips when absent, fails in CI)."""
+    return _need(SHARED)
+
+
+@pytest.fixture(scope="session")
+def reference_dir(shared_dir: Path) -> Path:
+    """``../shared/reference``: published weights, logs, calibrators, golden.npz."""
+    return _need(shared_dir / "reference")
+
+
+@pytest.fixture(scope="session")
+def golden(reference_dir: Path):
+    """The arrays of ``golden.npz`` (loaded once per session)."""
+    import numpy as np
+
+    with np.load(reference_dir / "golden.npz") as z:
+        return {k: z[k] for k in z.files}

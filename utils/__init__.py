@@ -1,0 +1,1 @@
+"""Glacier facies classification toolkit: a reproduction of Maslov et al."""
