@@ -7,7 +7,7 @@ STAMP := $(VENV)/.requirements-installed
 DEMO_DIR ?= demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: test demo lint venv clean
+.PHONY: test demo reproduce lint venv clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,17 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m utils.demo --out $(DEMO_DIR)
+
+# The study's full run on its dataset: make reproduce DATA=patches/ STATS=stats.json
+# (extra papermill options, e.g. EPOCHS=1000, go through NB_ARGS).
+EPOCHS ?= 1000
+reproduce: $(STAMP)
+	@test -n "$(DATA)" -a -n "$(STATS)" || { echo "usage: make reproduce DATA=<patch folder or pack> STATS=<stats.json or globalminmax.pickle>"; exit 2; }
+	mkdir -p results
+	$(PY) -m papermill main.ipynb results/main.ipynb --log-output --progress-bar \
+		-p dataset "$(DATA)" -p stats "$(STATS)" -p n_epochs $(EPOCHS) $(NB_ARGS)
+	$(PY) -m papermill confidence_calibration.ipynb results/confidence_calibration.ipynb \
+		--log-output --progress-bar
 
 clean:
 	rm -rf $(DEMO_DIR) results .pytest_cache

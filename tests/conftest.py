@@ -47,3 +47,15 @@ def golden(reference_dir: Path):
 
     with np.load(reference_dir / "golden.npz") as z:
         return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Path:
+    """A generated ``tiny`` demo dataset (seed 0) with its pack, shared by all tests."""
+    from utils.dataset import pack_patches
+    from utils.demo_data import generate
+
+    out = tmp_path_factory.mktemp("tiny_demo")
+    generate(out, size="tiny", seed=0)
+    pack_patches(out / "patches", out / "patches.h5", progress=False)
+    return out

@@ -107,3 +107,31 @@ def plot_training_curves(logs: Sequence[pd.DataFrame], title: str = "") -> plt.F
 def read_logs(logs_dir: str | os.PathLike, stage: str, k: int = 6) -> list[pd.DataFrame]:
     """The k training logs of one stage from ``logs_dir`` (study layout)."""
     return [pd.read_csv(Path(logs_dir) / f"{t}_cnn_{stage}_log.csv") for t in range(k)]
+
+
+def plot_reliability(rel, ece100: float, ax: plt.Axes | None = None, title: str = "",
+                     label: str = "", color: str = "tab:blue") -> plt.Axes:
+    """Reliability diagram of a ``utils.calibration.Reliability`` (e.g. 25 bins).
+
+    Accuracy vs mean confidence per bin, the diagonal, ECE_100 in the corner and a
+    histogram of bin counts in a small axis above.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.6, 3.6))
+    m = rel.nonempty
+    ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls=":")
+    ax.plot(rel.conf[m], rel.acc[m], "o-", ms=3, lw=1, color=color, label=label or None)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_aspect("equal")
+    ax.text(0.97, 0.04, f"ECE$_{{100}}$ = {ece100:.3f}", transform=ax.transAxes, ha="right",
+            va="bottom", fontsize=8, color=color)
+    top = ax.inset_axes((0, 1.02, 1, 0.22), sharex=ax)
+    centres = (rel.edges[:-1] + rel.edges[1:]) / 2
+    top.bar(centres, rel.count, width=np.diff(rel.edges), color=color, alpha=0.5)
+    top.set_yticks([])
+    top.tick_params(labelbottom=False)
+    top.set_title(title, fontsize=9)
+    return ax

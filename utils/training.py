@@ -207,6 +207,8 @@ def train_model(
         return paths.checkpoint_dir / "best_weights.h5"
     os.replace(paths.checkpoint_dir / "best_weights.h5", paths.weights)
     shutil.rmtree(paths.checkpoint_dir)
+    if not any(paths.checkpoint_dir.parent.iterdir()):
+        paths.checkpoint_dir.parent.rmdir()
     return paths.weights
 
 
