@@ -256,6 +256,21 @@ def test_pack_version_checked(pack, tmp_path):
         load_patches(cut)
 
 
+@pytest.mark.parametrize("command", ["pack", "stats"])
+def test_cli_refuses_to_overwrite(dataset, tmp_path, capsys, command):
+    folder, _ = dataset
+    out = tmp_path / "out.json"
+    out.write_text("keep me")
+    with pytest.raises(SystemExit) as ex:
+        main([command, str(folder), str(out)])
+    assert ex.value.code == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and len(err.strip().splitlines()) == 1
+    assert out.read_text() == "keep me"
+    assert main([command, str(folder), str(out), "--overwrite"]) == 0
+    assert out.read_bytes() != b"keep me"
+
+
 def test_pack_cli_refuses_overwrite(dataset, tmp_path, capsys):
     folder, _ = dataset
     out = tmp_path / "out.h5"
@@ -263,8 +278,6 @@ def test_pack_cli_refuses_overwrite(dataset, tmp_path, capsys):
     with pytest.raises(SystemExit) as ex:
         main(["pack", str(folder), str(out)])
     assert ex.value.code == 2
-    err = capsys.readouterr().err
-    assert "already exists" in err and len(err.strip().splitlines()) == 1
     assert out.read_text() == "keep me"
     with pytest.raises(FileExistsError):
         pack_patches(folder, out, progress=False)

@@ -851,6 +851,7 @@ def _build_parser() -> _Parser:
     s.add_argument("dataset", type=Path, help="patch folder or pack (.h5)")
     s.add_argument("out", type=Path, help="output JSON")
     s.add_argument("--folds", type=int, nargs="+", help="folds to use (default: all)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     s.add_argument(
         "--skip-invalid",
         action="store_true",
@@ -883,7 +884,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     if not args.out.parent.is_dir():
         parser.error(f"{args.out}: output folder {args.out.parent} does not exist")
-    if args.command == "pack" and args.out.exists() and not args.overwrite:
+    if args.out.exists() and not args.overwrite:
         parser.error(f"{args.out}: already exists (use --overwrite to replace it)")
 
     try:
