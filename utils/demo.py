@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 
     _step("4/5 apply.py: map a demo scene")
     scene, fold = demo_scene(data)
+    sun = json.loads((scene / "scene.json").read_text())
+    print(f"scene {scene.name} with the fold-{fold} model (out-of-sample for that fold's "
+          "glaciers)")
     maps = out / "maps"
     maps.mkdir(exist_ok=True)
     stem = maps / f"{scene.name}_facies"
@@ -91,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
            str(scene / "optical.tif"), f"{stem}.tif", str(scene / "outlines.geojson"),
            "--weights_dir", str(out / "weights"), "--stats", str(data / "stats.json"),
            "--dem_path", str(scene / "dem.tif"), "--derive_features",
+           "--sun_azimuth", str(sun["sun_azimuth_deg"]),
+           "--sun_elevation", str(sun["sun_elevation_deg"]),
            "--calibration_model", str(calib_dir / f"{fold}_calibration_model.json"),
            "--confidence_path", f"{stem}_confidence.tif", "--quicklook", f"{stem}.png",
            "--stats_csv", f"{stem}_glaciers.csv", "--overwrite"]
