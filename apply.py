@@ -1,16 +1,628 @@
 #!/usr/bin/env python
 """Map glacier facies in a whole scene inside glacier outlines.
 
-Usage (the study's interface):
-    python apply.py MODEL_NAME RASTER OUTPUT OUTLINES [options]
+Usage (the study's interface, extended)::
 
-Not yet implemented: filled by the apply.py issue (issue 6).
+    python apply.py MODEL_NAME RASTER OUTPUT OUTLINES --stats STATS.json [options]
+
+Every glacier pixel (pixel centre inside an outline of OUTLINES) is classified
+by the CNN from the 33 x 33 patch of features centred on it; the class map
+(int16 Cloud-Optimized GeoTIFF, nodata -9999 outside the outlines and where an
+input is missing, colour table and class names for QGIS) is smoothed with a
+3 x 3 mode filter unless ``--no_smoothing``.
+
+Inputs
+    MODEL_NAME  ``{weights_dir}/{MODEL_NAME}_weights.h5`` or a path to an ``.h5``
+                file; its input count picks the features: 6 optical; 8 + elevation,
+                slope; 10 + shadow mask, hillshade; 11 + proximity.
+    RASTER      6-band GeoTIFF (blue, green, red, nir, swir1, swir2), in the units
+                of the normalisation statistics (e.g. surface reflectance 0..1).
+                It defines the output grid.
+    OUTLINES    glacier polygons (.shp, .geojson, .gpkg), any CRS (reprojected);
+                invalid geometries are repaired (shapely make_valid).
+    Feature rasters are single-band on the RASTER grid (or use ``--resample``):
+    DEM in metres, slope in degrees, shadow mask 1 = shadow / 0 = sunlit,
+    hillshade 0..1, proximity = distance to the outline (any unit: divided by its
+    maximum). ``--derive_features`` computes the missing ones from the DEM, the sun
+    position and the outlines (utils.features).
+
+Preprocessing (as the study): elevation min-max scaled over the scene's glacier
+pixels; proximity divided by its maximum; every feature min-max normalised with
+the statistics (``--stats``).
+
+Edge handling: features are normalised, NaN/nodata replaced by 0 and the scene
+padded by 16 px on each side by mirror reflection (numpy ``mode="reflect"``), so
+pixels within 16 px of the scene border get a full 33 x 33 patch (the study's
+script truncated them). Pixels whose own value is missing in any used input are
+not classified (nodata in the outputs).
+
+Scale: the scene is processed in blocks of rows (``--block_rows``, plus a 16 px
+halo), so memory stays bounded (a 10980 x 10980 Sentinel-2 scene needs a few GB).
+
+Exit status: 0 on success, 2 for a usage or input error (one line on stderr
+naming the file and the problem; no output is left behind).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
 import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from utils.classes import CLASSES, feature_indices, feature_names, groups_for_count
+from utils.glacier_stats import glacier_stats, write_stats_csv
+from utils.inference import ENGINES, confidence, run_engine
+from utils.normalisation import HOW_TO_MAKE, StatsError, load_stats
+from utils.raster_io import (
+    CLASS_NODATA,
+    OutputFolderError,
+    RasterReadError,
+    aux_xml_path,
+    qml_path,
+    write_class_map,
+    write_float_map,
+)
+from utils.scene import (
+    FeaturePlan,
+    SceneError,
+    SceneFeatures,
+    SceneRasters,
+    atomic_file,
+    blocks,
+    check_output,
+    glacier_mask,
+    read_outlines,
+)
+from utils.smoothing import mode_filter_3x3
+
+PROG = "apply.py"
+DEFAULT_BATCH = 256
+DEFAULT_BLOCK_ROWS = 256
+#: GDAL block cache while mapping (bytes), unless GDAL_CACHEMAX is set.
+GDAL_CACHE_BYTES = 256 * 2**20
+#: Command-line flag of each feature raster.
+FLAGS: dict[str, str] = {
+    "elevation": "--dem_path",
+    "slope": "--slope_path",
+    "shadow_mask": "--shadow_path",
+    "hillshade": "--hillshade_path",
+    "proximity": "--proximity_path",
+}
+
+
+def _log(msg: str) -> None:
+    print(f"{PROG}: {msg}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def resolve_weights(model_name: str, weights_dir: str | os.PathLike = "weights") -> Path:
+    """MODEL_NAME -> weights: a path to an ``.h5``, else ``{weights_dir}/{NAME}_weights.h5``."""
+    p = Path(model_name)
+    if p.suffix == ".h5" or p.is_file():
+        path = p
+    else:
+        path = Path(weights_dir) / f"{model_name}_weights.h5"
+    if path.is_file():
+        return path
+    hint = ""
+    folder = Path(weights_dir)
+    if folder.is_dir():
+        names = sorted(f.name[: -len("_weights.h5")] for f in folder.glob("*_weights.h5"))
+        hint = f"; available in {folder}: {', '.join(names[:12]) or 'none'}"
+    raise SceneError(
+        f"{path}: weights file not found (MODEL_NAME is a name resolved to "
+        f"{folder}/NAME_weights.h5, or a path to an .h5 file){hint}"
+    )
+
+
+def plan_features(
+    n_features: int,
+    weights: Path,
+    given: dict[str, Any],
+    derive: bool = False,
+    sun_azimuth: float | None = None,
+    sun_elevation: float | None = None,
+) -> FeaturePlan:
+    """Check that the inputs provide what a model with ``n_features`` inputs needs.
+
+    ``given`` maps feature names (elevation = DEM) to paths or None. Returns the
+    plan (features in :data:`FEATURES` order, which to derive); raises SceneError
+    naming the weights file, the features it expects and the flags to pass.
+    """
+    try:
+        groups = groups_for_count(n_features)
+    except ValueError:
+        raise SceneError(
+            f"{weights}: the model has {n_features} input features; the study's feature "
+            "sets have 6, 8, 10 or 11"
+        ) from None
+    needed = feature_names(feature_indices(groups))
+    expect = f"the model expects {n_features} features ({', '.join(needed)})"
+    unused = [FLAGS[f] for f in ("slope", "shadow_mask", "hillshade", "proximity")
+              if given.get(f) and f not in needed]
+    if unused:
+        raise SceneError(
+            f"{weights}: {expect}, but {', '.join(unused)} {'is' if len(unused) == 1 else 'are'}"
+            " given: use the weights of a model with those features, or leave "
+            f"{'it' if len(unused) == 1 else 'them'} out"
+        )
+    if "elevation" in needed and not given.get("elevation"):
+        raise SceneError(f"{weights}: {expect}: elevation needs --dem_path (DEM in metres)")
+    derived: set[str] = set()
+    if "slope" in needed and not given.get("slope"):
+        if not derive:
+            raise SceneError(
+                f"{weights}: {expect}: slope needs --slope_path, or --derive_features "
+                "(computed from --dem_path)"
+            )
+        derived.add("slope")
+    if "shadow_mask" in needed:
+        has_s, has_h = bool(given.get("shadow_mask")), bool(given.get("hillshade"))
+        if not derive and has_s != has_h:
+            missing = "--hillshade_path" if has_s else "--shadow_path"
+            raise SceneError(
+                f"{weights}: {expect}: --shadow_path and --hillshade_path must be given "
+                f"together (both come from the sun position); {missing} is missing (or "
+                "pass --derive_features with --sun_azimuth and --sun_elevation)"
+            )
+        if not derive and not has_s:
+            raise SceneError(
+                f"{weights}: {expect}: shadow_mask and hillshade need --shadow_path and "
+                "--hillshade_path, or --derive_features with --dem_path, --sun_azimuth "
+                "and --sun_elevation"
+            )
+        derived |= {f for f, has in (("shadow_mask", has_s), ("hillshade", has_h)) if not has}
+        if derived & {"shadow_mask", "hillshade"} and (sun_azimuth is None
+                                                       or sun_elevation is None):
+            raise SceneError(
+                f"{weights}: {expect}: deriving "
+                f"{' and '.join(sorted(derived & {'shadow_mask', 'hillshade'}))} needs "
+                "--sun_azimuth and --sun_elevation (degrees, from the scene metadata)"
+            )
+    if "proximity" in needed and not given.get("proximity"):
+        if not derive:
+            raise SceneError(
+                f"{weights}: {expect}: proximity needs --proximity_path, or "
+                "--derive_features (distance to the outlines)"
+            )
+        derived.add("proximity")
+    return FeaturePlan(needed, derived, sun_azimuth, sun_elevation)
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def save_quicklook(classes: np.ndarray, grid: Any, path: str | os.PathLike, overwrite: bool,
+                   title: str = "", max_px: int = 1600) -> Path:
+    """PNG colour map of a class map (H, W) with a class legend (km² per class).
+
+    Maps larger than ``max_px`` are reduced by a power-of-two mode filter
+    (``raster_io.class_overviews``). Written via a temporary file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    from utils.glacier_stats import pixel_areas_m2
+    from utils.plots import class_rgb
+    from utils.raster_io import class_overviews
+
+    h, w = classes.shape
+    f = 1
+    while max(h, w) / f > max_px:
+        f *= 2
+    small = classes if f == 1 else class_overviews(
+        classes, [2**k for k in range(1, f.bit_length())])[-1]
+    rgba = np.zeros(small.shape + (4,), dtype=np.float32)
+    for i, name in enumerate(CLASSES):
+        rgba[small == i] = (*class_rgb(name), 1.0)
+    left, bottom, right, top = grid.bounds
+    areas = pixel_areas_m2(grid.crs, grid.transform, np.arange(h))
+    counts = [float(areas[np.nonzero(classes == i)[0]].sum()) / 1e6 for i in range(len(CLASSES))]
+    fig, ax = plt.subplots(figsize=(8, 8 * min(2.0, max(0.3, h / w))))
+    ax.set_facecolor("#f4f4f4")
+    ax.imshow(rgba, extent=(left, right, bottom, top), interpolation="nearest")
+    unit = grid.crs.linear_units if grid.crs.is_projected else "degrees"
+    ax.set_xlabel(f"x ({unit}, {grid.crs.to_string()})")
+    ax.set_ylabel(f"y ({unit})")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.set_title(title, fontsize=9)
+    handles = [Patch(facecolor=class_rgb(n), edgecolor="black", linewidth=0.5,
+                     label=f"{n} ({counts[i]:.3g} km²)") for i, n in enumerate(CLASSES)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8,
+              frameon=False, title="class")
+    fig.tight_layout()
+    try:
+        with atomic_file(path, overwrite) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return Path(path).absolute()
+
+
+def _remove_outputs(paths: Sequence[Path]) -> None:
+    """Delete outputs written by a failed run (with raster sidecars)."""
+    for p in paths:
+        for q in (p, aux_xml_path(p), qml_path(p)):
+            with contextlib.suppress(OSError):
+                if q.is_file():
+                    q.unlink()
+
+
+# ----------------------------------------------------------------------------- main work
+
+
+def map_scene(
+    model_name: str,
+    raster: str | os.PathLike,
+    output: str | os.PathLike,
+    outlines: str | os.PathLike,
+    stats: str | os.PathLike | None,
+    *,
+    weights_dir: str | os.PathLike = "weights",
+    dem_path: str | os.PathLike | None = None,
+    slope_path: str | os.PathLike | None = None,
+    shadow_path: str | os.PathLike | None = None,
+    hillshade_path: str | os.PathLike | None = None,
+    proximity_path: str | os.PathLike | None = None,
+    confidence_path: str | os.PathLike | None = None,
+    calibration_model: str | os.PathLike | None = None,
+    smoothing: bool = True,
+    derive_features: bool = False,
+    sun_azimuth: float | None = None,
+    sun_elevation: float | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    overwrite: bool = False,
+    quicklook: str | os.PathLike | None = None,
+    stats_csv: str | os.PathLike | None = None,
+    resample: bool = False,
+    engine: str | Callable[..., np.ndarray] = "patch",
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    progress: bool = True,
+    log: Callable[[str], None] = _log,
+) -> dict[str, Any]:
+    """Classify the glacier pixels of a scene and write the outputs (see the module doc).
+
+    Returns a summary: pixel counts, seconds, output paths. Raises
+    :class:`utils.scene.SceneError` (and StatsError, WeightsError,
+    CalibrationError) for input problems, before writing anything; outputs of a
+    run that fails later are removed.
+
+    GDAL's block cache is limited to ``GDAL_CACHEMAX`` (environment; default here
+    256 MB instead of GDAL's 5 % of RAM): every block is read once, and the cache
+    would otherwise dominate the memory of large scenes.
+    """
+    import rasterio
+
+    kwargs = {k: v for k, v in locals().items() if k != "rasterio"}
+    if "GDAL_CACHEMAX" in os.environ:  # the user's choice
+        return _map_scene(**kwargs)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        return _map_scene(**kwargs)
+
+
+def _map_scene(
+    model_name: str,
+    raster: str | os.PathLike,
+    output: str | os.PathLike,
+    outlines: str | os.PathLike,
+    stats: str | os.PathLike | None,
+    *,
+    weights_dir: str | os.PathLike,
+    dem_path: str | os.PathLike | None,
+    slope_path: str | os.PathLike | None,
+    shadow_path: str | os.PathLike | None,
+    hillshade_path: str | os.PathLike | None,
+    proximity_path: str | os.PathLike | None,
+    confidence_path: str | os.PathLike | None,
+    calibration_model: str | os.PathLike | None,
+    smoothing: bool,
+    derive_features: bool,
+    sun_azimuth: float | None,
+    sun_elevation: float | None,
+    batch_size: int,
+    overwrite: bool,
+    quicklook: str | os.PathLike | None,
+    stats_csv: str | os.PathLike | None,
+    resample: bool,
+    engine: str | Callable[..., np.ndarray],
+    block_rows: int,
+    progress: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """:func:`map_scene` inside its GDAL environment."""
+    from tqdm import tqdm
+
+    t_start = time.perf_counter()
+    inputs = [raster, outlines, dem_path, slope_path, shadow_path, hillshade_path,
+              proximity_path, stats, calibration_model]
+    outs = {"OUTPUT": output, "--confidence_path": confidence_path,
+            "--quicklook": quicklook, "--stats_csv": stats_csv}
+    targets: dict[str, Path] = {}
+    for what, p in outs.items():
+        if p is None:
+            continue
+        t = check_output(p, overwrite, what, inputs)
+        if t in targets.values():
+            raise SceneError(f"{p}: {what} is the same file as another output")
+        targets[what] = t
+    if stats is None:
+        raise StatsError(f"--stats is required (normalisation statistics): {HOW_TO_MAKE}")
+    norm = load_stats(stats)
+    weights = resolve_weights(model_name, weights_dir)
+    if isinstance(engine, str):
+        if engine not in ENGINES:
+            raise SceneError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
+        engine_fn = ENGINES[engine]
+    else:
+        engine_fn = engine
+    calibrator = None
+    if calibration_model is not None:
+        from utils.calibration import load_calibrator
+
+        calibrator = load_calibrator(calibration_model)
+    given = {"elevation": dem_path, "slope": slope_path, "shadow_mask": shadow_path,
+             "hillshade": hillshade_path, "proximity": proximity_path}
+
+    with SceneRasters(raster, given, resample=resample) as rasters:
+        grid = rasters.grid
+        for name in rasters.resampled:
+            log(f"{rasters.paths[name]}: warped onto the scene grid")
+        outl = read_outlines(outlines, grid.crs)
+        for note in outl.notes:
+            log(note)
+        mask = glacier_mask(outl, grid, raster)
+
+        from utils.model import input_features, load_model
+
+        model = load_model(weights)
+        n_out = int(model.outputs[0].shape[-1])
+        if n_out != len(CLASSES):
+            raise SceneError(f"{weights}: the model has {n_out} classes, expected {len(CLASSES)}")
+        plan = plan_features(input_features(model), weights, given, derive_features,
+                             sun_azimuth, sun_elevation)
+        if derive_features and not plan.derive:
+            log(f"--derive_features: nothing to derive for {weights.name} "
+                f"({', '.join(plan.features)})")
+        scene = SceneFeatures(rasters, mask, plan, norm)
+        with tqdm(total=grid.height, unit="row", desc="scanning", disable=not progress,
+                  leave=False) as bar:
+            scene.prepare(progress=bar.update)
+
+        h, w = grid.shape
+        n_glacier = int(np.count_nonzero(mask))
+        classes = np.full((h, w), CLASS_NODATA, dtype=np.int16)
+        want_conf = confidence_path is not None or stats_csv is not None
+        conf_map = np.full((h, w), np.nan, dtype=np.float32) if want_conf else None
+        n_done = 0
+        t_engine = 0.0
+        with tqdm(total=n_glacier, unit="px", desc="classifying glacier pixels",
+                  disable=not progress, smoothing=0.1) as bar:
+            for r0, r1 in blocks(mask, block_rows):
+                padded, valid = scene.block(r0, r1)
+                rr, cc = np.nonzero(valid)
+                bar.update(int(np.count_nonzero(mask[r0:r1])) - rr.size)  # not classifiable
+                if rr.size:
+                    t0 = time.perf_counter()
+                    probs = run_engine(engine_fn, model, padded, rr, cc, batch_size,
+                                       progress=bar.update)
+                    t_engine += time.perf_counter() - t0
+                    classes[r0 + rr, cc] = np.argmax(probs, axis=1).astype(np.int16)
+                    if conf_map is not None:
+                        conf_map[r0 + rr, cc] = confidence(probs, calibrator)
+                    n_done += rr.size
+                del padded
+        scene = mask = None  # free the scene-sized mask and proximity values
+        if n_done == 0:
+            raise SceneError(
+                f"{raster}: no glacier pixel has valid values in all inputs "
+                f"({', '.join(plan.features)}); nothing to classify"
+            )
+        if smoothing:
+            classes = mode_filter_3x3(classes, nodata=CLASS_NODATA)
+
+        table = None
+        if stats_csv is not None:
+            dem_reader = ((lambda win: rasters.read_window("elevation", win))
+                          if "elevation" in rasters.sources else None)
+            table = glacier_stats(classes, outl.gdf, grid.transform, grid.crs, dem=dem_reader,
+                                  confidence=conf_map)
+
+        written: list[Path] = []  # only what this run published (each write is atomic)
+        try:
+            write_class_map(output, classes, grid.crs, grid.transform, overwrite=overwrite)
+            written.append(targets["OUTPUT"])
+            if quicklook is not None:
+                save_quicklook(classes, grid, quicklook, overwrite,
+                               title=f"{Path(raster).name}: {weights.name}")
+                written.append(targets["--quicklook"])
+            classes = None  # written: free it before the confidence map is copied
+            if confidence_path is not None:
+                write_float_map(confidence_path, conf_map, grid.crs, grid.transform,
+                                overwrite=overwrite,
+                                description="calibrated confidence" if calibrator else
+                                "confidence (max probability)")
+                written.append(targets["--confidence_path"])
+            if table is not None:
+                write_stats_csv(table, stats_csv, overwrite=overwrite)
+                written.append(targets["--stats_csv"])
+        except BaseException:
+            _remove_outputs(written)
+            raise
+    seconds = time.perf_counter() - t_start
+    return {
+        "weights": str(weights),
+        "features": plan.features,
+        "derived": sorted(plan.derive),
+        "glacier_px": n_glacier,
+        "classified_px": n_done,
+        "seconds": seconds,
+        "engine_seconds": t_engine,
+        "outputs": [str(p) for p in written],
+    }
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _angle(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (lo <= v <= hi):
+            raise argparse.ArgumentTypeError(f"{v} is outside {lo:g}..{hi:g} degrees")
+        return v
+
+    return parse
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface (the study's, plus the options documented here)."""
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Map glacier facies (8 classes: " + ", ".join(CLASSES) + ") inside "
+        "glacier outlines with the study's CNN. Every glacier pixel is classified from "
+        "the 33 x 33 patch centred on it; near the scene border the normalised features "
+        "are mirrored (numpy reflect padding, 16 px), so border pixels are classified too.",
+        epilog="Exit status 2 on a usage or input error (one line naming the file; no "
+        "output left behind). Example: python apply.py 0_cnn_afterconfidentlearning "
+        "scene/optical.tif facies.tif scene/outlines.geojson --dem_path scene/dem.tif "
+        "--derive_features --sun_azimuth 150 --sun_elevation 45 --stats stats.json",
+    )
+    p.add_argument("model_name", metavar="MODEL_NAME",
+                   help="weights: WEIGHTS_DIR/MODEL_NAME_weights.h5, or a path to an .h5 file; "
+                   "its input count picks the features (6 optical; 8 +elevation, slope; "
+                   "10 +shadow_mask, hillshade; 11 +proximity)")
+    p.add_argument("raster", metavar="RASTER",
+                   help="6-band GeoTIFF: blue, green, red, nir, swir1, swir2 (units of the "
+                   "statistics, e.g. reflectance 0..1); defines the output grid")
+    p.add_argument("output", metavar="OUTPUT",
+                   help="class map GeoTIFF to write (int16 COG, nodata -9999, colour table)")
+    p.add_argument("outlines", metavar="OUTLINES",
+                   help="glacier outlines (.shp, .geojson, .gpkg; any CRS, reprojected)")
+    p.add_argument("--stats", metavar="JSON",
+                   help="normalisation statistics (required): our JSON or the study's "
+                   "globalminmax pickle; make them with `python -m utils.dataset stats "
+                   "DATASET_DIR OUT.json`")
+    p.add_argument("--weights_dir", default="weights",
+                   help="folder of MODEL_NAME_weights.h5 files (default: weights)")
+    g = p.add_argument_group("feature rasters (single band, on the RASTER grid)")
+    g.add_argument("--dem_path", help="DEM, metres (elevation; also the snow-line altitude "
+                   "in --stats_csv)")
+    g.add_argument("--slope_path", help="slope, degrees 0..90")
+    g.add_argument("--shadow_path", help="shadow mask, 1 = shadow, 0 = sunlit "
+                   "(together with --hillshade_path)")
+    g.add_argument("--hillshade_path", help="hillshade, 0..1 (together with --shadow_path)")
+    g.add_argument("--proximity_path", help="distance to the glacier outline (divided by its "
+                   "maximum)")
+    g.add_argument("--resample", action="store_true",
+                   help="warp feature rasters on another grid or CRS onto the RASTER grid "
+                   "(bilinear; nearest for the shadow mask) instead of stopping with an error")
+    g = p.add_argument_group("derived features")
+    g.add_argument("--derive_features", action="store_true",
+                   help="compute the features the model needs and no raster gives: slope, "
+                   "hillshade and shadow mask from --dem_path and the sun, proximity from "
+                   "the outlines (needs a projected CRS in metres)")
+    g.add_argument("--sun_azimuth", type=_angle(0, 360), metavar="DEG",
+                   help="sun azimuth, degrees clockwise from north (scene metadata)")
+    g.add_argument("--sun_elevation", type=_angle(-90, 90), metavar="DEG",
+                   help="sun elevation above the horizon, degrees (scene metadata)")
+    g = p.add_argument_group("outputs")
+    g.add_argument("--confidence_path", help="write a float32 confidence map (0..1, nodata "
+                   "-9999 outside glaciers): max class probability, calibrated with "
+                   "--calibration_model if given")
+    g.add_argument("--calibration_model", help="confidence calibrator: our JSON or the "
+                   "study's KernelRidge pickle")
+    g.add_argument("--quicklook", metavar="PNG", help="write a PNG colour map with a legend")
+    g.add_argument("--stats_csv", metavar="CSV",
+                   help="write per-glacier statistics: class areas (km²), fractions of the "
+                   "observed area (without shadow, cloud), AAR, mean confidence, snow-line "
+                   "altitude (m, with --dem_path)")
+    g.add_argument("--no_smoothing", action="store_true",
+                   help="skip the 3 x 3 mode filter of the class map")
+    g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    g = p.add_argument_group("performance")
+    g.add_argument("--engine", choices=sorted(ENGINES), default="patch",
+                   help="inference engine (default: patch, one 33 x 33 patch per pixel)")
+    g.add_argument("--batch_size", type=_positive, default=DEFAULT_BATCH,
+                   help=f"patches per model call (default {DEFAULT_BATCH}; ~0.3 MB each)")
+    g.add_argument("--block_rows", type=_positive, default=DEFAULT_BLOCK_ROWS,
+                   help=f"scene rows processed at a time (default {DEFAULT_BLOCK_ROWS}; "
+                   "memory ~ rows x width x features x 16 bytes)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that report a user's input problem (not a bug)."""
+    types: list[type[BaseException]] = [
+        SceneError, StatsError, RasterReadError, OutputFolderError, FileExistsError,
+        FileNotFoundError, PermissionError]
+    # imported lazily by map_scene (utils.model imports TensorFlow)
+    for module, name in (("utils.model", "WeightsError"),
+                         ("utils.calibration", "CalibrationError")):
+        if module in sys.modules:
+            types.append(getattr(sys.modules[module], name))
+    return tuple(types)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 usage/input error)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2, already printed)
+        return int(e.code or 0)
+    try:
+        summary = map_scene(
+            args.model_name, args.raster, args.output, args.outlines, args.stats,
+            weights_dir=args.weights_dir, dem_path=args.dem_path, slope_path=args.slope_path,
+            shadow_path=args.shadow_path, hillshade_path=args.hillshade_path,
+            proximity_path=args.proximity_path, confidence_path=args.confidence_path,
+            calibration_model=args.calibration_model, smoothing=not args.no_smoothing,
+            derive_features=args.derive_features, sun_azimuth=args.sun_azimuth,
+            sun_elevation=args.sun_elevation, batch_size=args.batch_size,
+            overwrite=args.overwrite, quicklook=args.quicklook, stats_csv=args.stats_csv,
+            resample=args.resample, engine=args.engine, block_rows=args.block_rows,
+            progress=not args.quiet,
+        )
+    except Exception as e:
+        if not isinstance(e, _user_errors()):
+            raise  # a bug: keep the traceback
+        msg = str(e).replace("\n", " ")
+        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
+        return 130
+    _log(f"classified {summary['classified_px']} of {summary['glacier_px']} glacier pixels "
+         f"in {summary['seconds']:.1f} s; wrote {', '.join(summary['outputs'])}")
+    return 0
+
 
 if __name__ == "__main__":
-    print("apply.py: not yet implemented (see issue 6)", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(main())
