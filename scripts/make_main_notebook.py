@@ -26,7 +26,8 @@ cells = [
          "results_dir = \"results\"\n"
          "seed = 0\n"
          "force = False\n"
-         "planted_noise = None  # demo only: CSV of deliberately flipped labels to score pruning",
+         "planted_noise = None  # demo only: CSV of deliberately flipped labels to score pruning\n"
+         "study_logs = None     # folder of the study's published logs: draws the paper's curves",
          metadata={"tags": ["parameters"]}),
     code("import json\n"
          "from pathlib import Path\n\n"
@@ -58,6 +59,13 @@ cells = [
          "'beforeconfidentlearning', k),\n"
          "                                 'Training curves before confident learning')\n"
          "plots.save_figure(fig, results / 'training_curves_before')"),
+    md("The study's own training curves (1000 epochs per model), when its published logs "
+       "are given:"),
+    code("if study_logs:\n"
+         "    for stage in training.STAGES:\n"
+         "        fig = plots.plot_training_curves(plots.read_logs(study_logs, stage, k),\n"
+         "                                         f'Study logs: {stage}')\n"
+         "        plots.save_figure(fig, results / f'study_training_curves_{stage}')"),
     md("## 2. Confident learning\n\nOut-of-fold probabilities (each fold's test patches "
        "predicted by its own model) go to cleanlab's `find_label_issues` "
        "(`filter_by=\"confident_learning\"`, ranked by self-confidence). Only the five "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from utils.demo import run_notebook
 from utils.model import input_features, load_model
 
 EPOCHS = 2
+STUDY_LOGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "logs"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,8 @@ def executed(tiny_demo, tmp_path_factory):
         "dataset": str(tiny_demo / "patches.h5"), "stats": str(tiny_demo / "stats.json"),
         "n_epochs": EPOCHS, "batch_size": 64, "weights_dir": str(out / "weights"),
         "logs_dir": str(out / "logs"), "results_dir": str(results),
-        "planted_noise": str(tiny_demo / "planted_noise.csv")})
+        "planted_noise": str(tiny_demo / "planted_noise.csv"),
+        "study_logs": str(STUDY_LOGS) if STUDY_LOGS.is_dir() else None})
     run_notebook("confidence_calibration.ipynb", results, {
         "results_dir": str(results), "calibration_dir": str(out / "calibrators")})
     return out
@@ -86,3 +89,10 @@ def test_predictions_and_calibration(executed):
         assert np.all((out >= 0) & (out <= 1))
     for name in ("calibration_per_fold", "calibration_pooled", "calibration_classwise"):
         assert (results / f"{name}.png").exists()
+
+
+def test_study_training_curves_from_the_notebook(executed, reference_dir):
+    """With the study's published logs the notebook draws the paper's training curves."""
+    for stage in training.STAGES:
+        png = executed / "results" / f"study_training_curves_{stage}.png"
+        assert png.stat().st_size > 50_000  # six panels of 1000 epochs
