@@ -5,7 +5,7 @@
 Small run (always): a demo scene (``SCENE_DIR`` with optical.tif, dem.tif,
 outlines.geojson, scene.json and ../../stats.json; default: the first scene of
 ``utils.demo_data`` size tiny, generated in a temporary folder) is mapped by
-``apply.map_scene`` in a child process with the real ``patch`` engine, an 11-feature
+``utils.mapping.map_scene`` in a child process with the real ``patch`` engine, an 11-feature
 model (``--weights``, default a random-initialised one: same cost as a trained one)
 and every feature derived from the DEM (``--derive_features``), writing confidence,
 stats CSV and quicklook. Measured: glacier pixels per second end to end and in the
@@ -64,14 +64,14 @@ def fake_engine(model, padded, rows, cols, batch_size, progress=None):
 
 
 def child(spec: dict) -> None:
-    """Run one apply.map_scene in this process and print a JSON line with its RSS."""
-    import apply
+    """Run one utils.mapping.map_scene in this process and print a JSON line with its RSS."""
+    from utils import mapping
 
     kwargs = dict(spec["kwargs"])
     if spec.get("fake_engine"):
         kwargs["engine"] = fake_engine
     t0 = time.perf_counter()
-    summary = apply.map_scene(*spec["args"], **kwargs)
+    summary = mapping.map_scene(*spec["args"], **kwargs)
     wall = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"summary": summary, "wall_s": wall, "peak_rss_mb": rss_mb}))

@@ -20,6 +20,7 @@ from shapely.geometry import LineString, Polygon, box
 
 import apply
 from utils import features as feat
+from utils import mapping
 from utils.classes import CLASSES, FEATURES, OPTICAL
 from utils.inference import HALF, pad_features, patch_probs
 from utils.normalisation import Stats, load_stats, save_stats
@@ -265,16 +266,16 @@ W11 = Path("w/m_weights.h5")
 def test_plan_features_checks_fire(n, given, derive, sun, match):
     sun = sun or (None, None)
     with pytest.raises(SceneError, match=match):
-        apply.plan_features(n, W11, given, derive, *sun)
+        mapping.plan_features(n, W11, given, derive, *sun)
 
 
 def test_plan_features_derives_only_what_is_missing():
-    plan = apply.plan_features(11, W11, {"elevation": "d", "shadow_mask": "m"}, True, 10, 20)
+    plan = mapping.plan_features(11, W11, {"elevation": "d", "shadow_mask": "m"}, True, 10, 20)
     assert plan.features == list(FEATURES)
     assert plan.derive == {"slope", "hillshade", "proximity"}
-    plan = apply.plan_features(6, W11, {"elevation": "d"}, False)  # DEM allowed (stats)
+    plan = mapping.plan_features(6, W11, {"elevation": "d"}, False)  # DEM allowed (stats)
     assert plan.features == list(OPTICAL) and not plan.derive
-    plan = apply.plan_features(11, W11, {"elevation": "d"}, True, 150.0, 30.0)
+    plan = mapping.plan_features(11, W11, {"elevation": "d"}, True, 150.0, 30.0)
     assert plan.derive == {"slope", "shadow_mask", "hillshade", "proximity"}
 
 
@@ -404,7 +405,7 @@ def test_late_failure_leaves_no_output(scene, weights, tmp_path, capsys, monkeyp
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(apply, "write_float_map", boom)
+    monkeypatch.setattr(mapping, "write_float_map", boom)
     out = tmp_path / "out.tif"
     with pytest.raises(OSError):
         apply.main([str(a) for a in _base(scene, weights, out, model="rand6")]
