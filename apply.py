@@ -159,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     g = p.add_argument_group("performance")
     g.add_argument("--engine", choices=sorted(ENGINES), default="patch",
-                   help="inference engine (default: patch, one 33 x 33 patch per pixel)")
+                   help="inference engine (default: patch). patch: one 33 x 33 patch per pixel, "
+                        "the study's method; dense: shares the convolutions between "
+                        "overlapping patches, same results, several times faster; "
+                        "dense-approx: scene-wide global max, much faster but changes the "
+                        "class of some pixels (see docs/BENCHMARKS.md)")
     g.add_argument("--batch_size", type=_positive, default=DEFAULT_BATCH,
                    help=f"patches per model call (default {DEFAULT_BATCH}; ~0.3 MB each)")
     g.add_argument("--block_rows", type=_positive, default=DEFAULT_BLOCK_ROWS,

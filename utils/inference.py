@@ -211,8 +211,31 @@ def patch_probs(
     return out
 
 
-#: Engines selectable with ``apply.py --engine``; ``dense`` is added by its module.
-ENGINES: dict[str, Callable[..., np.ndarray]] = {"patch": patch_probs}
+def dense_exact_probs(model: Any, padded: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                      batch_size: int = DEFAULT_BATCH,
+                      progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """The ``dense`` engine: shared convolutions, same results as ``patch`` (utils.dense)."""
+    from utils.dense import dense_probs
+
+    return dense_probs(model, padded, rows, cols, exact=True, progress=progress)
+
+
+def dense_approx_probs(model: Any, padded: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                       batch_size: int = DEFAULT_BATCH,
+                       progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """The ``dense-approx`` engine: scene-wide global max; fast, changes some labels."""
+    from utils.dense import dense_probs
+
+    return dense_probs(model, padded, rows, cols, exact=False, progress=progress)
+
+
+#: Engines selectable with ``apply.py --engine`` (same arguments; ``batch_size`` is
+#: used by ``patch`` only). See docs/BENCHMARKS.md for their speed and agreement.
+ENGINES: dict[str, Callable[..., np.ndarray]] = {
+    "patch": patch_probs,
+    "dense": dense_exact_probs,
+    "dense-approx": dense_approx_probs,
+}
 
 
 def run_engine(
