@@ -44,9 +44,9 @@ from utils.dense import (  # noqa: E402
     DEFAULT_TILE_EXACT,
     dense_probs,
     exact_macs_per_pixel,
-    gather_patches,
     get_engine,
 )
+from utils.inference import gather_patches  # noqa: E402
 from utils.model import input_features, load_model  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference"

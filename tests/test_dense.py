@@ -21,9 +21,9 @@ from utils.dense import (
     dense_probs,
     exact_macs_per_pixel,
     fold_weights,
-    gather_patches,
     get_engine,
 )
+from utils.inference import gather_patches
 from utils.model import build_cnn_model, load_model
 
 HALF = PATCH // 2

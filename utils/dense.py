@@ -1,7 +1,7 @@
 """Dense scene inference for the facies CNN: convolution work shared between patches.
 
 The per-pixel ("patch") engine classifies scene pixel (r, c) from its own patch
-``padded[r:r+33, c:c+33]`` (:func:`gather_patches`) at about 201 MFLOP (100.6 M
+``padded[r:r+33, c:c+33]`` (:func:`utils.inference.gather_patches`) at about 201 MFLOP (100.6 M
 multiply-adds) per pixel. Neighbouring patches overlap almost entirely; this
 module computes the shared work once per scene tile instead.
 
@@ -518,14 +518,6 @@ def get_engine(model: keras.Model | DenseEngine) -> DenseEngine:
     engine = DenseEngine(model)
     _ENGINES[model] = (engine, current)
     return engine
-
-
-def gather_patches(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Patches of scene pixels: (n, 33, 33, F) ``padded[r:r+33, c:c+33]`` for each (r, c)."""
-    rows = np.asarray(rows, np.intp)
-    cols = np.asarray(cols, np.intp)
-    view = np.lib.stride_tricks.sliding_window_view(padded, (PATCH, PATCH), axis=(0, 1))
-    return np.ascontiguousarray(view[rows, cols].transpose(0, 2, 3, 1), dtype=np.float32)
 
 
 def _check_inputs(
