@@ -602,3 +602,31 @@ def test_real_landsat_scene_plumbing(shared_dir, reference_dir, tmp_path, capsys
     assert inside["glacier_area_km2"].sum() == pytest.approx(mask.sum() * 900 / 1e6)
     assert table["RGIId"].str.startswith("RGI60-15.").all()
     assert json.dumps(list(table.columns))  # serialisable header
+
+
+@pytest.mark.parametrize("kind", ["kernel_ridge", "temperature", "isotonic", "study_pickle"])
+def test_every_calibrator_kind_is_accepted(kind, scene, weights, tmp_path, capsys, request):
+    """apply.py takes our three portable calibrators and the study's sklearn pickle."""
+    from utils import calibration
+
+    if kind == "study_pickle":
+        reference_dir = request.getfixturevalue("reference_dir")
+        cal = reference_dir / "confidence_calibration_models" / "0_calibration_model.pickle"
+    else:
+        rng = np.random.default_rng(0)
+        probs = rng.dirichlet(np.full(8, 0.3), size=500)
+        labels = np.where(rng.random(500) < 0.6, probs.argmax(1), rng.integers(0, 8, 500))
+        cal = calibration.save_calibrator(
+            calibration.fit_calibrator(kind, probs, labels), tmp_path / f"{kind}.json")
+    conf_path = tmp_path / "conf.tif"
+    argv = ["rand6", scene.optical, tmp_path / "out.tif", scene.outlines, "--weights_dir",
+            weights, "--stats", scene.stats, "--calibration_model", cal,
+            "--confidence_path", conf_path]
+    code, err = _run(argv, capsys)
+    assert code == 0, err
+    with rasterio.open(conf_path) as src:
+        conf = src.read(1)
+        nodata = src.nodata
+    inside = conf[scene.mask]
+    assert np.all((inside >= 0) & (inside <= 1))
+    assert np.all(conf[~scene.mask] == nodata)
