@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from utils.classes import PATCH_SIZE  # noqa: E402
 from utils.dense import (  # noqa: E402
     DEFAULT_TILE_EXACT,
     dense_probs,
@@ -52,7 +53,7 @@ from utils.model import input_features, load_model  # noqa: E402
 REFERENCE = ROOT.parent / "shared" / "reference"
 PUBLISHED = REFERENCE / "weights" / "0_cnn_afterconfidentlearning_weights.h5"
 NODATA = -9999
-HALF = 16
+HALF = PATCH_SIZE // 2
 PER_PATCH_MACS = 33**2 * 9 * (11 + 2 * 64) * 64 + 11**2 * 3 * 9 * 64 * 64
 
 

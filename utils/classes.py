@@ -38,6 +38,9 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
 FACIES_CLASSES: tuple[str, ...] = ("ice", "snow", "debris", "firn", "refrozen-like")
 FACIES_INDICES: tuple[int, ...] = tuple(CLASS_INDEX[c] for c in FACIES_CLASSES)
 
+#: Side of the study's square patches (pixels); the centre pixel is (16, 16).
+PATCH_SIZE: int = 33
+
 #: The 11 input features in channel order (H, W, C arrays use this C order).
 FEATURES: tuple[str, ...] = (
     "blue",

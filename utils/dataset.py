@@ -49,7 +49,15 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from utils.classes import ALL_GROUPS, CLASS_INDEX, CLASSES, FEATURES, N_CLASSES, N_FEATURES
+from utils.classes import (
+    ALL_GROUPS,
+    CLASS_INDEX,
+    CLASSES,
+    FEATURES,
+    N_CLASSES,
+    N_FEATURES,
+    PATCH_SIZE,
+)
 from utils.classes import feature_indices as _feature_indices
 from utils.normalisation import Stats, load_stats
 
@@ -57,7 +65,6 @@ if TYPE_CHECKING:  # TensorFlow is imported lazily: the CLI and readers do not n
     import tensorflow as tf
 
 #: Patch side in pixels.
-PATCH_SIZE: int = 33
 #: The study's cross-validation folds are 0 .. N_FOLDS - 1.
 N_FOLDS: int = 6
 #: File name suffixes of patch files (compared in lower case).

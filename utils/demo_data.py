@@ -66,11 +66,19 @@ from shapely.geometry import mapping, shape
 from shapely.ops import unary_union
 
 from utils import features as feat
-from utils.classes import CLASS_INDEX, CLASSES, FACIES_CLASSES, FEATURES, N_FEATURES, OPTICAL
+from utils.classes import (
+    CLASS_INDEX,
+    CLASSES,
+    FACIES_CLASSES,
+    FEATURES,
+    N_FEATURES,
+    OPTICAL,
+    PATCH_SIZE,
+)
 from utils.normalisation import Stats, save_stats, stats_from_array
 from utils.spectra import ATTRIBUTION, SHADOW_FACTOR, SPECTRA
 
-PATCH = 33
+PATCH = PATCH_SIZE
 HALF = PATCH // 2
 RES = 10.0  # metres per pixel
 N_FOLDS = 6

@@ -69,10 +69,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from utils.classes import PATCH_SIZE
 from utils.model import FILTERS
 
 #: Patch side and half side of the study's CNN.
-PATCH: int = 33
+PATCH: int = PATCH_SIZE
 HALF: int = PATCH // 2
 #: Pooled grid side (33 / 3).
 GRID: int = PATCH // 3

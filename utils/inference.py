@@ -35,10 +35,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from utils.classes import N_CLASSES
+from utils.classes import N_CLASSES, PATCH_SIZE
 
 #: Patch side (pixels) and half side of the study's CNN input.
-PATCH: int = 33
+PATCH: int = PATCH_SIZE
 HALF: int = PATCH // 2
 
 #: Default patches per model call of :func:`patch_probs`.
