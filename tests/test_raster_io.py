@@ -226,6 +226,23 @@ def test_float_map_round_trip_with_nodata(tmp_path):
     assert _files(tmp_path) == ["conf.tif"]
 
 
+def test_float_map_overviews_average_valid_pixels_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(raster_io, "WRITE_BLOCK_VALUES", 512 * 700)  # 3 row blocks
+    v = np.full((1100, 700), 0.25, dtype=np.float32)
+    v[0, 0] = np.nan  # overview pixel (0, 0) averages 0.25, 0.25, 0.25 only
+    v[2:4, 0:2] = np.nan  # overview pixel (1, 0) has no valid pixel
+    v[1000:, :] = 0.75
+    path = write_float_map(tmp_path / "c.tif", v, "EPSG:32632", UTM32)
+    with rasterio.open(path) as src:
+        assert src.overviews(1) == [2, 4]
+        ovr = src.read(1, out_shape=(550, 350))  # first overview level
+        full = src.read(1)
+    assert ovr[0, 0] == pytest.approx(0.25) and ovr[1, 0] == -9999.0
+    assert ovr[500:, :].min() == pytest.approx(0.75)
+    np.testing.assert_array_equal(full[1000:], 0.75)
+    assert _files(tmp_path) == ["c.tif"]
+
+
 def test_float_map_nan_nodata(tmp_path):
     v = np.array([[0.5, np.nan], [1.0, 0.25]], dtype=np.float64)
     path = write_float_map(tmp_path / "c.tif", v, "EPSG:32632", UTM32, nodata=float("nan"))

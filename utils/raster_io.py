@@ -72,6 +72,9 @@ _COG_OPTIONS: dict[str, str] = {
     "BIGTIFF": "IF_SAFER",
 }
 
+#: Values per row block when float maps are written (float32: 64 MB).
+WRITE_BLOCK_VALUES: int = 1 << 24
+
 
 class RasterReadError(ValueError):
     """A file exists but is not a readable raster (the message names the file)."""
@@ -320,6 +323,37 @@ def _check_georef(crs: Any, transform: Any) -> tuple[CRS, Affine]:
     return CRS.from_user_input(crs), transform
 
 
+@contextlib.contextmanager
+def _cog_via_gtiff(
+    tmp: Path, shape: tuple[int, int], dtype: str, crs: CRS, transform: Affine, nodata: float
+) -> Iterator[Path]:
+    """Yield the path of an intermediate tiled GTiff (``<tmp>.src.tif``, uncompressed,
+    created with the given grid) for the caller to fill (data, tags, overviews); then
+    copy it to a COG at ``tmp`` with its overviews, and delete it.
+
+    Writing through the COG driver directly would hold a full copy of the image in
+    memory (10980 x 10980 float32: +1.3 GB); this way memory stays at the blocks the
+    caller writes.
+    """
+    src_path = Path(str(tmp) + ".src.tif")
+    h, w = shape
+    try:
+        with rasterio.open(
+            src_path, "w", driver="GTiff", width=w, height=h, count=1, dtype=dtype, crs=crs,
+            transform=transform, nodata=nodata, tiled=True, blockxsize=BLOCKSIZE,
+            blockysize=BLOCKSIZE, BIGTIFF="IF_SAFER",
+        ):
+            pass
+        yield src_path
+        rio_shutil.copy(
+            src_path, tmp, driver="COG", **{**_COG_OPTIONS, "OVERVIEWS": "FORCE_USE_EXISTING"}
+        )
+    finally:
+        for p in (src_path, aux_xml_path(src_path)):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+
 def _write_float_cog(
     tmp: Path,
     data: np.ndarray,
@@ -330,26 +364,23 @@ def _write_float_cog(
     tags: dict[str, str],
     description: str,
 ) -> None:
-    """Write (H, W) float ``data`` as a single-band COG at ``tmp`` (GDAL-made overviews)."""
+    """Write (H, W) float ``data`` (NaN = no value) as a float32 COG at ``tmp``, in row
+    blocks, with GDAL-made overviews (``resampling``, nodata ignored)."""
     h, w = data.shape
-    with rasterio.open(
-        tmp,
-        "w",
-        driver="COG",
-        width=w,
-        height=h,
-        count=1,
-        dtype=data.dtype.name,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-        RESAMPLING=resampling,
-        **_COG_OPTIONS,
-    ) as dst:
-        dst.write(data, 1)
+    rows = max(BLOCKSIZE, WRITE_BLOCK_VALUES // max(w, 1) // BLOCKSIZE * BLOCKSIZE)
+    with _cog_via_gtiff(tmp, (h, w), "float32", crs, transform, nodata) as src_path, \
+            rasterio.open(src_path, "r+") as dst:
+        for r0 in range(0, h, rows):
+            block = np.array(data[r0 : r0 + rows], dtype=np.float32)
+            if not np.isnan(nodata):
+                block[np.isnan(block)] = np.float32(nodata)
+            dst.write(block, 1, window=Window(0, r0, w, block.shape[0]))
         dst.set_band_description(1, description)
         if tags:
             dst.update_tags(**tags)
+        factors = overview_factors(h, w)
+        if factors:
+            dst.build_overviews(factors, Resampling[resampling.lower()])
 
 
 def overview_factors(height: int, width: int, blocksize: int = BLOCKSIZE) -> list[int]:
@@ -440,30 +471,11 @@ def _write_class_cog(
     tags: dict[str, str],
     description: str,
 ) -> None:
-    """Write an (H, W) int16 class map as a COG at ``tmp`` with mode overviews.
-
-    Via an intermediate tiled GTiff (``<tmp>.src.tif``) whose overviews are
-    filled with :func:`class_overviews`, then copied by the COG driver.
-    """
+    """Write an (H, W) int16 class map as a COG at ``tmp`` with mode overviews
+    (:func:`class_overviews`)."""
     h, w = data.shape
-    src_path = Path(str(tmp) + ".src.tif")
-    try:
-        with rasterio.open(
-            src_path,
-            "w",
-            driver="GTiff",
-            width=w,
-            height=h,
-            count=1,
-            dtype="int16",
-            crs=crs,
-            transform=transform,
-            nodata=nodata,
-            tiled=True,
-            blockxsize=BLOCKSIZE,
-            blockysize=BLOCKSIZE,
-            BIGTIFF="IF_SAFER",  # uncompressed: fastest; deleted after the COG copy
-        ) as dst:
+    with _cog_via_gtiff(tmp, (h, w), "int16", crs, transform, nodata) as src_path:
+        with rasterio.open(src_path, "r+") as dst:
             dst.write(data, 1)
             dst.set_band_description(1, description)
             dst.update_tags(**tags)
@@ -475,13 +487,6 @@ def _write_class_cog(
                 if dst.shape != ovr.shape:
                     raise RuntimeError(f"overview {level}: GDAL {dst.shape}, ours {ovr.shape}")
                 dst.write(ovr, 1)
-        rio_shutil.copy(
-            src_path, tmp, driver="COG", **{**_COG_OPTIONS, "OVERVIEWS": "FORCE_USE_EXISTING"}
-        )
-    finally:
-        for p in (src_path, aux_xml_path(src_path)):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
 
 
 def _link_no_clobber(src: Path, dst: Path) -> None:
@@ -668,11 +673,8 @@ def write_float_map(
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"values must be a 2-D numeric array (H, W), got {arr.dtype} {arr.shape}")
     crs_, transform_ = _check_georef(crs, transform)
-    data = arr.astype(np.float32, copy=True)
-    if not np.isnan(nodata):
-        data[np.isnan(data)] = np.float32(nodata)
 
     def write(tmp: Path) -> None:
-        _write_float_cog(tmp, data, crs_, transform_, float(nodata), "AVERAGE", {}, description)
+        _write_float_cog(tmp, arr, crs_, transform_, float(nodata), "AVERAGE", {}, description)
 
     return _atomic_write(path, overwrite, write)
