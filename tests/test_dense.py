@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from utils import dense
 from utils.dense import (
     PATCH,
     _quad_levels,
+    _split_sparse,
     dense_features,
     dense_outputs,
     dense_probs,
@@ -144,19 +146,40 @@ def test_windowed_equals_unwindowed(setup, exact):
         np.testing.assert_array_equal(tiled[1], whole[1])
 
 
-def test_order_subsets_and_duplicates(setup):
+@pytest.mark.parametrize("per_patch", [False, True], ids=["class-maps", "per-patch"])
+def test_order_subsets_and_duplicates(setup, per_patch, monkeypatch):
     """Any order, sparse subsets and repeated pixels: each result is that pixel's.
 
-    With tile 32 the sparse pixels are covered by 32- and 16-px blocks (quadtree split).
+    With tile 32 the sparse pixels are covered by 32- and 16-px blocks (quadtree
+    split); with the sparse-block rule off they are all computed with class maps,
+    with it on (default) the sparse 16-px blocks' pixels one patch each.
     """
+    if not per_patch:
+        monkeypatch.setattr(dense, "SPARSE_BLOCK_PIXELS", 0)
     rng = np.random.default_rng(2)
     sel = rng.integers(0, setup["rows"].size, 60)
     sel = np.concatenate([sel, sel[:5]])
     rows, cols = setup["rows"][sel], setup["cols"][sel]
-    assert {side for side, _ in _quad_levels(rows, cols, 32)} == {32, 16}
+    levels = _quad_levels(rows, cols, 32)
+    assert {side for side, _ in levels} == {32, 16}
+    alone = _split_sparse(rows, cols, levels)[1]
+    assert (alone.size > 0) == per_patch
     for tile in (10, 32):
         probs = dense_probs(setup["engine"], setup["padded"], rows, cols, tile=tile)
         np.testing.assert_allclose(probs, setup["probs"][sel], atol=ATOL)
+
+
+def test_dense_block_and_isolated_pixels(setup):
+    """A full 16 x 16 block (class maps) and isolated pixels (one patch each) together."""
+    block_r, block_c = (a.ravel() for a in np.indices((16, 16)))
+    lone_r, lone_c = np.array([20, 36, 30]), np.array([40, 0, 20])
+    rows, cols = np.concatenate([block_r, lone_r]), np.concatenate([block_c, lone_c])
+    levels, alone = _split_sparse(rows, cols, _quad_levels(rows, cols, 16))
+    assert sorted(alone) == [256, 257, 258] and [s for s, _ in levels] == [16]
+    z, probs = dense_outputs(setup["engine"], setup["padded"], rows, cols, tile=16)
+    ref = rows * SCENE[1] + cols
+    _close(z, setup["z"][ref])
+    np.testing.assert_allclose(probs, setup["probs"][ref], atol=ATOL)
 
 
 def test_registered_engine_matches_patch_engine(setup):

@@ -70,6 +70,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils.classes import PATCH_SIZE
+from utils.inference import gather_patches
 from utils.model import FILTERS
 
 #: Patch side and half side of the study's CNN.
@@ -493,9 +494,24 @@ class DenseEngine:
             z = tf.concat([c1, c2, gg], axis=1)
             return z, _head(z, w.head)
 
+        @tf.function(input_signature=[tf.TensorSpec([None, PATCH, PATCH, f], tf.float32)])
+        def patch_batch(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            # x: (k, 33, 33, F) patches; the per-patch model with folded weights.
+            s1 = x
+            for kernel, bias in w.stage1:
+                s1 = tf.nn.elu(tf.nn.conv2d(s1, kernel, 1, "SAME") + bias)
+            s2 = tf.nn.max_pool2d(s1, 3, 3, "VALID")
+            for kernel, bias in w.stage2:
+                s2 = tf.nn.elu(tf.nn.conv2d(s2, kernel, 1, "SAME") + bias)
+            centre1, centre2 = s1[:, HALF, HALF], s2[:, HALF_GRID, HALF_GRID]
+            z = tf.concat([centre1, centre2, tf.reduce_max(s2, axis=[1, 2])], axis=1)
+            return z, _head(z, w.head)
+
         #: Compiled functions ``(x (B, h', w', F), idx (k, 3)) -> (z (k, 192), probs (k, K))``.
         self.approx_tile = approx_tile
         self.exact_tile = _build_exact_tile(w, spec_x, spec_idx)
+        #: ``(patches (k, 33, 33, F)) -> (z, probs)``: isolated pixels of the exact engine.
+        self.patch_batch = patch_batch
 
 
 # --------------------------------------------------------------------------- public API
@@ -573,6 +589,13 @@ def _blocks(rows: np.ndarray, cols: np.ndarray, tile: int):
 
 #: Smallest block side the exact engine splits sparse blocks into.
 MIN_BLOCK: int = 16
+#: A MIN_BLOCK x MIN_BLOCK block with fewer requested pixels than this is not
+#: computed with class maps; its pixels are classified each from its own patch
+#: (same result). Break-even measured on the 2-core CPU: one 16 x 16 block costs
+#: as much as ~35 single patches.
+SPARSE_BLOCK_PIXELS: int = 32
+#: Patches per call for those isolated pixels.
+PATCH_BATCH: int = 256
 
 
 @functools.lru_cache(maxsize=64)
@@ -609,6 +632,29 @@ def _quad_levels(rows: np.ndarray, cols: np.ndarray, side: int) -> list[tuple[in
         pos = pos[~keep]
         side = half
     return levels
+
+
+def _split_sparse(
+    rows: np.ndarray, cols: np.ndarray, levels: list[tuple[int, np.ndarray]]
+) -> tuple[list[tuple[int, np.ndarray]], np.ndarray]:
+    """Move the pixels of sparse :data:`MIN_BLOCK` blocks out of ``levels``.
+
+    Returns the remaining levels and the positions of the moved pixels (to be
+    classified one patch each).
+    """
+    kept, alone = [], []
+    for side, pos in levels:
+        if side == MIN_BLOCK:
+            br, bc = rows[pos] // side, cols[pos] // side
+            _, block, count = np.unique(
+                br * (int(bc.max()) + 1) + bc, return_inverse=True, return_counts=True
+            )
+            sparse = count[block] < SPARSE_BLOCK_PIXELS
+            alone.append(pos[sparse])
+            pos = pos[~sparse]
+        if pos.size:
+            kept.append((side, pos))
+    return kept, np.concatenate(alone) if alone else np.empty(0, np.int64)
 
 
 def _grid_blocks(rows: np.ndarray, cols: np.ndarray, side: int, per_call: int):
@@ -655,7 +701,14 @@ def dense_outputs(
         return feats, probs
     if exact:
         top = min(tile, max(padded.shape[0], padded.shape[1]) - (PATCH - 1))
-        for side, pos in _quad_levels(rows, cols, top):
+        levels, alone = _split_sparse(rows, cols, _quad_levels(rows, cols, top))
+        for k in range(0, alone.size, PATCH_BATCH):
+            sel = alone[k : k + PATCH_BATCH]
+            z, p = engine.patch_batch(tf.constant(gather_patches(padded, rows[sel], cols[sel])))
+            feats[sel], probs[sel] = z.numpy(), p.numpy()
+            if progress is not None:
+                progress(int(sel.size))
+        for side, pos in levels:
             per_call = max(1, EXACT_BATCH_PIXELS // side**2)
             for part, corners, block in _grid_blocks(rows[pos], cols[pos], side, per_call):
                 sel = pos[part]
