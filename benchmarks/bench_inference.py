@@ -45,6 +45,7 @@ from utils.dense import (  # noqa: E402
     DEFAULT_TILE_EXACT,
     dense_probs,
     exact_macs_per_pixel,
+    exact_work,
     get_engine,
 )
 from utils.inference import gather_patches  # noqa: E402
@@ -289,6 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     macs = exact_macs_per_pixel(tile, input_features(model))
     print(f"exact engine: {macs / 1e6:.2f} M multiply-adds/px at tile {tile} "
           f"(per-patch: {PER_PATCH_MACS / 1e6:.1f} M, ratio {PER_PATCH_MACS / macs:.1f}x)")
+    work = exact_work(rows, cols, (h, w), tile, input_features(model))
+    print(f"exact engine on scene (b): blocks cover {work['block_px']:.0f} px for "
+          f"{rows.size} glacier px, {work['lone_px']:.0f} px one patch each; "
+          f"{work['macs_per_px'] / 1e6:.2f} M multiply-adds per glacier px")
 
     ex, ap_ = results["exact"], results["approx"]
     summary = {

@@ -22,6 +22,7 @@ from utils.dense import (
     dense_outputs,
     dense_probs,
     exact_macs_per_pixel,
+    exact_work,
     fold_weights,
     get_engine,
 )
@@ -246,6 +247,16 @@ def test_exact_cost_is_an_order_below_per_patch():
     for tile in (32, 64, 128):
         macs = exact_macs_per_pixel(tile)
         assert 5e6 < macs < per_patch / 10
+
+
+def test_exact_work_counts_blocks_and_lone_pixels():
+    rows, cols = (a.ravel() for a in np.indices((64, 64)))
+    full = exact_work(rows, cols, (64, 64), tile=64)
+    assert full == {"block_px": 4096.0, "lone_px": 0.0,
+                    "macs_per_px": pytest.approx(exact_macs_per_pixel(64))}
+    lone = exact_work(np.array([0, 40, 63]), np.array([5, 20, 63]), (64, 64), tile=64)
+    per_patch = PATCH**2 * 9 * (11 + 2 * 64) * 64 + 11**2 * 3 * 9 * 64 * 64
+    assert lone == {"block_px": 0.0, "lone_px": 3.0, "macs_per_px": pytest.approx(per_patch)}
 
 
 def _golden_probs(reference_dir, golden, exact: bool):

@@ -591,8 +591,9 @@ def _blocks(rows: np.ndarray, cols: np.ndarray, tile: int):
 MIN_BLOCK: int = 16
 #: A MIN_BLOCK x MIN_BLOCK block with fewer requested pixels than this is not
 #: computed with class maps; its pixels are classified each from its own patch
-#: (same result). Break-even measured on the 2-core CPU: one 16 x 16 block costs
-#: as much as ~35 single patches.
+#: (same result). One 16 x 16 block costs as many multiply-adds as ~24 patches
+#: (:func:`exact_macs_per_pixel`), and its many small convolutions run less
+#: efficiently than a batch of patches.
 SPARSE_BLOCK_PIXELS: int = 32
 #: Patches per call for those isolated pixels.
 PATCH_BATCH: int = 256
@@ -673,6 +674,38 @@ def _grid_blocks(rows: np.ndarray, cols: np.ndarray, side: int, per_call: int):
         yield order[part], corners[k:stop], block_of[part] - k
 
 
+def _exact_schedule(
+    rows: np.ndarray, cols: np.ndarray, scene_shape: tuple[int, int], tile: int
+) -> tuple[list[tuple[int, np.ndarray]], np.ndarray]:
+    """Block levels (side, pixel positions) and lone pixel positions of an exact run."""
+    top = min(tile, max(scene_shape))
+    return _split_sparse(rows, cols, _quad_levels(rows, cols, top))
+
+
+def exact_work(
+    rows: np.ndarray, cols: np.ndarray, scene_shape: tuple[int, int],
+    tile: int = DEFAULT_TILE_EXACT, n_features: int = 11,
+) -> dict[str, float]:
+    """What the exact engine computes for these pixels of an (H, W) scene.
+
+    Returns ``block_px`` (pixels covered by class-map blocks), ``lone_px`` (pixels
+    classified one patch each) and ``macs_per_px`` (convolution multiply-adds per
+    requested pixel; a patch costs 100.6 M with 11 features).
+    """
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    levels, alone = _exact_schedule(rows, cols, scene_shape, tile)
+    per_patch = PATCH**2 * 9 * (n_features + 2 * FILTERS) * FILTERS + GRID**2 * 3 * 9 * FILTERS**2
+    area = macs = 0.0
+    for side, pos in levels:
+        n_blocks = np.unique((rows[pos] // side) * (int(cols.max()) // side + 1)
+                             + cols[pos] // side).size
+        area += n_blocks * side * side
+        macs += n_blocks * side * side * exact_macs_per_pixel(side, n_features)
+    macs += alone.size * per_patch
+    return {"block_px": area, "lone_px": float(alone.size),
+            "macs_per_px": macs / max(rows.size, 1)}
+
+
 def dense_outputs(
     model: keras.Model | DenseEngine,
     padded: np.ndarray,
@@ -700,8 +733,8 @@ def dense_outputs(
     if n == 0:
         return feats, probs
     if exact:
-        top = min(tile, max(padded.shape[0], padded.shape[1]) - (PATCH - 1))
-        levels, alone = _split_sparse(rows, cols, _quad_levels(rows, cols, top))
+        scene_shape = (padded.shape[0] - (PATCH - 1), padded.shape[1] - (PATCH - 1))
+        levels, alone = _exact_schedule(rows, cols, scene_shape, tile)
         for k in range(0, alone.size, PATCH_BATCH):
             sel = alone[k : k + PATCH_BATCH]
             z, p = engine.patch_batch(tf.constant(gather_patches(padded, rows[sel], cols[sel])))
