@@ -36,6 +36,12 @@ pixels within 16 px of the scene border get a full 33 x 33 patch (the study's
 script truncated them). Pixels whose own value is missing in any used input are
 not classified (nodata in the outputs).
 
+Engines: every pixel gets the result the CNN gives on its own patch. The default
+``dense`` engine (utils.dense) computes that result with the convolutions shared
+between overlapping patches, including each patch's zero-padded border, and is
+about 5x faster than ``--engine patch`` (the study's per-patch method, batched);
+``dense-approx`` is faster still but changes some classes (docs/BENCHMARKS.md).
+
 Scale: the scene is processed in blocks of rows (``--block_rows``, plus a 16 px
 halo), so memory stays bounded (a 10980 x 10980 Sentinel-2 scene needs a few GB).
 
@@ -55,6 +61,7 @@ from utils.inference import ENGINES
 from utils.mapping import (
     DEFAULT_BATCH,
     DEFAULT_BLOCK_ROWS,
+    DEFAULT_ENGINE,
     PROG,
     map_scene,
     to_stderr,
@@ -158,14 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the 3 x 3 mode filter of the class map")
     g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     g = p.add_argument_group("performance")
-    g.add_argument("--engine", choices=sorted(ENGINES), default="patch",
-                   help="inference engine (default: patch). patch: one 33 x 33 patch per pixel, "
-                        "the study's method; dense: shares the convolutions between "
-                        "overlapping patches, same results, several times faster; "
-                        "dense-approx: scene-wide global max, much faster but changes the "
-                        "class of some pixels (see docs/BENCHMARKS.md)")
+    g.add_argument("--engine", choices=sorted(ENGINES), default=DEFAULT_ENGINE,
+                   help=f"inference engine (default: {DEFAULT_ENGINE}). dense: shares the "
+                        "convolutions between overlapping patches, same results as patch, "
+                        "about 5x faster; patch: one 33 x 33 patch per pixel, the study's method; "
+                        "dense-approx: scene-wide global max, ~100x faster but changes the "
+                        "class of 9-14 %% of the pixels (see docs/BENCHMARKS.md)")
     g.add_argument("--batch_size", type=_positive, default=DEFAULT_BATCH,
-                   help=f"patches per model call (default {DEFAULT_BATCH}; ~0.3 MB each)")
+                   help=f"patches per model call of the patch engine (default {DEFAULT_BATCH}; "
+                   "~0.3 MB each)")
     g.add_argument("--block_rows", type=_positive, default=DEFAULT_BLOCK_ROWS,
                    help=f"scene rows processed at a time (default {DEFAULT_BLOCK_ROWS}; "
                    "memory ~ rows x width x features x 16 bytes)")

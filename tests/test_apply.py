@@ -345,6 +345,22 @@ def test_windowed_run_equals_full_scene_reference(scene, weights, tmp_path, caps
         np.testing.assert_array_equal(src.read(1), mode_filter_3x3(got))
 
 
+def test_default_engine_gives_the_patch_engines_map(scene, weights, tmp_path, capsys):
+    """The default engine (dense) and --engine patch (the study's method): same map."""
+    maps = {}
+    for name, extra in (("default", []), ("patch", ["--engine", "patch"])):
+        out, conf = tmp_path / f"{name}.tif", tmp_path / f"{name}_conf.tif"
+        code, err = _run(_base(scene, weights, out) + ["--confidence_path", conf] + extra,
+                         capsys)
+        assert code == 0, err
+        with rasterio.open(out) as a, rasterio.open(conf) as b:
+            maps[name] = (a.read(1), b.read(1))
+    assert apply.build_parser().get_default("engine") == "dense"
+    np.testing.assert_array_equal(maps["default"][0], maps["patch"][0])
+    np.testing.assert_allclose(maps["default"][1], maps["patch"][1], atol=1e-5)
+    assert (maps["patch"][0] != ND).sum() == scene.mask.sum()
+
+
 def test_nodata_pixels_are_not_classified(scene, weights, tmp_path, capsys):
     with rasterio.open(scene.optical) as src:
         opt = src.read()

@@ -44,6 +44,9 @@ from utils.smoothing import mode_filter_3x3
 PROG = "apply.py"
 DEFAULT_BATCH = 256
 DEFAULT_BLOCK_ROWS = 256
+#: Inference engine of apply.py: shared convolutions, the per-patch model's results
+#: (utils.dense; about 5x faster than "patch" on the demo scene, same classes).
+DEFAULT_ENGINE = "dense"
 #: GDAL block cache while mapping (bytes), unless GDAL_CACHEMAX is set.
 GDAL_CACHE_BYTES = 256 * 2**20
 #: Command-line flag of each feature raster.
@@ -247,7 +250,7 @@ def map_scene(
     quicklook: str | os.PathLike | None = None,
     stats_csv: str | os.PathLike | None = None,
     resample: bool = False,
-    engine: str | Callable[..., np.ndarray] = "patch",
+    engine: str | Callable[..., np.ndarray] = DEFAULT_ENGINE,
     block_rows: int = DEFAULT_BLOCK_ROWS,
     progress: bool = True,
     log: Callable[[str], None] = to_stderr,
