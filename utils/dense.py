@@ -43,12 +43,14 @@ border, and the model's g is very often attained in border and corner cells.
 
 Everything is float32 TensorFlow (batch-norm folded into the convolutions),
 compiled once per model (:class:`DenseEngine`; the exact graph takes ~5-10 s to
-trace). Memory stays bounded: work is done per block of output pixels plus
-the 32-px halo their 33x33 patches need, and only blocks holding requested
-pixels are computed. Exact engine: grid-aligned ``tile`` x ``tile`` blocks
-(default 64), split down to 16 x 16 where the requested pixels are sparse
-(mask edges), same-sized blocks batched (:data:`EXACT_BATCH_PIXELS` pixels per
-call; ~0.8 GB peak incl. the compiled graph). Approximate engine: ``tile`` x
+trace, on its first use). Memory stays bounded: work is done per block of
+output pixels plus the 32-px halo their 33x33 patches need, and only blocks
+holding requested pixels are computed. Exact engine: grid-aligned ``tile`` x
+``tile`` blocks (default 64), split down to 16 x 16 where the requested pixels
+are sparse (mask edges); pixels of 16 x 16 blocks holding fewer than
+:data:`SPARSE_BLOCK_PIXELS` are classified one patch each; same-sized blocks
+are batched (:data:`EXACT_BATCH_PIXELS` pixels per call; about 1 GB of working
+memory, ``benchmarks/bench_apply.py --large``). Approximate engine: ``tile`` x
 ``tile`` tiles (default 256) trimmed to the requested pixels' bounding box. A
 pixel's result does not depend on the blocking (bit-identical in tests).
 
