@@ -47,48 +47,16 @@ from utils.dense import (  # noqa: E402
     exact_macs_per_pixel,
     exact_work,
     get_engine,
+    per_patch_macs,
 )
-from utils.inference import gather_patches  # noqa: E402
+from utils.inference import pad_features, patch_probs  # noqa: E402
 from utils.model import input_features, load_model  # noqa: E402
+from utils.smoothing import mode_filter_3x3  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference"
 PUBLISHED = REFERENCE / "weights" / "0_cnn_afterconfidentlearning_weights.h5"
 NODATA = -9999
 HALF = PATCH_SIZE // 2
-PER_PATCH_MACS = 33**2 * 9 * (11 + 2 * 64) * 64 + 11**2 * 3 * 9 * 64 * 64
-
-
-def _patch_engine() -> tuple[Callable[..., np.ndarray], str]:
-    """The project's per-patch engine, or a simple stand-in if it is not there yet."""
-    try:
-        from utils.inference import patch_probs
-
-        return patch_probs, "utils.inference.patch_probs"
-    except ImportError:
-        import tensorflow as tf
-
-        def simple(model, padded, rows, cols, batch_size=1024):
-            out = []
-            for k in range(0, len(rows), batch_size):
-                x = gather_patches(padded, rows[k : k + batch_size], cols[k : k + batch_size])
-                out.append(np.asarray(model(tf.constant(x), training=False)))
-            return np.concatenate(out).astype(np.float32)
-
-        return simple, "simple stand-in (utils.inference not importable)"
-
-
-def _mode_filter() -> Callable[[np.ndarray], np.ndarray] | None:
-    try:
-        from utils.smoothing import mode_filter_3x3
-    except ImportError:
-        print("utils.smoothing.mode_filter_3x3 not importable: no smoothed agreement")
-        return None
-    return lambda classes: mode_filter_3x3(classes, nodata=NODATA)
-
-
-def _pad(features: np.ndarray) -> np.ndarray:
-    x = np.nan_to_num(np.asarray(features, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return np.pad(x, ((HALF, HALF), (HALF, HALF), (0, 0)), mode="reflect")
 
 
 def _timed(fn: Callable[[], np.ndarray], repeats: int) -> tuple[np.ndarray, float]:
@@ -108,23 +76,19 @@ def _agreement(
     rows: np.ndarray,
     cols: np.ndarray,
     shape: tuple[int, int],
-    smooth: Callable[[np.ndarray], np.ndarray] | None,
-) -> dict[str, float | None]:
+) -> dict[str, float]:
     """Max |prob diff| and label agreement before / after smoothing on a map of ``shape``."""
     a, b = p_ref.argmax(1), p_new.argmax(1)
-    out: dict[str, float | None] = {
+    maps = []
+    for lab in (a, b):
+        m = np.full(shape, NODATA, np.int16)
+        m[rows, cols] = lab
+        maps.append(mode_filter_3x3(m, nodata=NODATA)[rows, cols])
+    return {
         "max_abs_prob_diff": float(np.abs(p_ref - p_new).max()),
         "label_agreement": float(np.mean(a == b)),
-        "label_agreement_smoothed": None,
+        "label_agreement_smoothed": float(np.mean(maps[0] == maps[1])),
     }
-    if smooth is not None:
-        maps = []
-        for lab in (a, b):
-            m = np.full(shape, NODATA, np.int16)
-            m[rows, cols] = lab
-            maps.append(smooth(m)[rows, cols])
-        out["label_agreement_smoothed"] = float(np.mean(maps[0] == maps[1]))
-    return out
 
 
 # --------------------------------------------------------------------------- scenes
@@ -167,10 +131,7 @@ def synthetic_scene(size: int, seed: int, golden: dict | None) -> tuple[np.ndarr
 def demo_scene(scene_dir: Path, weights: Path, stats: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """Padded features and glacier mask of a demo scene, built as apply.py builds them
     (features derived from the DEM and outlines, sun angles from ``scene.json``)."""
-    try:
-        from utils.mapping import plan_features
-    except ImportError:  # older layout: in apply.py
-        from apply import plan_features
+    from utils.mapping import plan_features
     from utils.normalisation import load_stats
     from utils.scene import SceneFeatures, SceneRasters, glacier_mask, read_outlines
 
@@ -209,9 +170,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--demo_stats", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    patch_engine, patch_name = _patch_engine()
-    smooth = _mode_filter()
-    print(f"patch engine: {patch_name}")
     golden = None
     if (REFERENCE / "golden.npz").is_file():
         with np.load(REFERENCE / "golden.npz") as z:
@@ -220,16 +178,16 @@ def main(argv: list[str] | None = None) -> None:
 
     # (a) golden scene ------------------------------------------------------------
     if golden is not None and model is not None:
-        padded = _pad(golden["scene/features"])
+        padded = pad_features(golden["scene/features"])
         inner = np.arange(HALF, 100 - HALF)
         rows, cols = (a.ravel() for a in np.meshgrid(inner, inner, indexing="ij"))
         ref = golden["scene/probs_interior"].reshape(-1, 8).astype(np.float32)
-        ours = patch_engine(model, padded, rows, cols)
+        ours = patch_probs(model, padded, rows, cols)
         print(f"(a) golden: patch engine vs golden probs: max diff "
               f"{np.abs(ours - ref).max():.2e}")
         for exact in (True, False):
             probs = dense_probs(model, padded, rows, cols, exact=exact)
-            res = _agreement(ref, probs, rows - HALF, cols - HALF, (68, 68), smooth)
+            res = _agreement(ref, probs, rows - HALF, cols - HALF, (68, 68))
             print(json.dumps({"scene": "golden", "engine": "exact" if exact else "approx",
                               **res}))
     else:
@@ -253,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"glaciers) with {weights_name}")
         print("(b) no --demo_scene/--demo_weights given: falling back to a synthetic scene")
         features, mask = synthetic_scene(args.size, args.seed, golden)
-        padded = _pad(features)
+        padded = pad_features(features)
     h, w = mask.shape
     rows, cols = np.nonzero(mask)
     print(f"(b) {scene_name}: {h}x{w}, {rows.size} glacier px")
@@ -269,8 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     engine = get_engine(model)
     dense_probs(engine, padded, br[:64], bc[:64], exact=True)  # compile (excluded from timing)
     dense_probs(engine, padded, br[:64], bc[:64], exact=False)
-    patch_engine(model, padded, br[:2048], bc[:2048])
-    p_patch, t_patch = _timed(lambda: patch_engine(model, padded, br, bc), args.repeats)
+    patch_probs(model, padded, br[:2048], bc[:2048])
+    p_patch, t_patch = _timed(lambda: patch_probs(model, padded, br, bc), args.repeats)
     patch_rate = br.size / t_patch
     print(f"patch: {br.size} px (rows {r0}..{r1 - 1}) in {t_patch:.1f} s: {patch_rate:.0f} px/s")
 
@@ -282,14 +240,15 @@ def main(argv: list[str] | None = None) -> None:
             args.repeats,
         )
         rate = rows.size / t
-        res = _agreement(p_patch, probs[in_block], br - r0, bc, (r1 - r0, w), smooth)
+        res = _agreement(p_patch, probs[in_block], br - r0, bc, (r1 - r0, w))
         results[mode] = {"px_per_s": rate, "speedup": rate / patch_rate, **res}
         print(f"dense {mode}: {rows.size} px in {t:.1f} s: {rate:.0f} px/s, "
               f"speed-up {rate / patch_rate:.1f}x; on the patch block: {json.dumps(res)}")
     tile = args.tile or DEFAULT_TILE_EXACT
     macs = exact_macs_per_pixel(tile, input_features(model))
+    patch_macs = per_patch_macs(input_features(model))
     print(f"exact engine: {macs / 1e6:.2f} M multiply-adds/px at tile {tile} "
-          f"(per-patch: {PER_PATCH_MACS / 1e6:.1f} M, ratio {PER_PATCH_MACS / macs:.1f}x)")
+          f"(per-patch: {patch_macs / 1e6:.1f} M, ratio {patch_macs / macs:.1f}x)")
     work = exact_work(rows, cols, (h, w), tile, input_features(model))
     print(f"exact engine on scene (b): blocks cover {work['block_px']:.0f} px for "
           f"{rows.size} glacier px, {work['lone_px']:.0f} px one patch each; "

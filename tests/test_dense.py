@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from utils import dense
+from utils import dense, inference
 from utils.dense import (
     PATCH,
     _quad_levels,
@@ -185,7 +185,6 @@ def test_dense_block_and_isolated_pixels(setup):
 
 def test_registered_engine_matches_patch_engine(setup):
     """``utils.inference.ENGINES["dense"]`` (apply.py's engine contract) vs its ``patch`` engine."""
-    inference = pytest.importorskip("utils.inference")
     rows = np.concatenate([setup["rows"][:50], setup["rows"][-50:]])  # top and bottom edges
     cols = np.concatenate([setup["cols"][:50], setup["cols"][-50:]])
     done: list[int] = []

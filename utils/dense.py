@@ -30,20 +30,19 @@ border, and the model's g is very often attained in border and corner cells.
   cell per patch. Results equal the per-patch model up to float32 rounding
   (tests: probabilities within 1e-5), at about 7.5 M multiply-adds per pixel
   (:func:`exact_macs_per_pixel`), i.e. about 13x fewer than per-patch. Corner
-  classes are inherently per-patch work (4.9 of the 7.5 M), which bounds the
+  classes are inherently per-patch work (most of the 7.5 M), which bounds the
   speed-up of any exact scheme.
 * ``exact=False``: g is the 11x11 (dilation 3) running max of the tile-wide
   stage-2 map, i.e. every stage-2 cell computed as if the patch continued beyond
   its border (context beyond ``padded`` near the scene edge: its reflection,
   :data:`APPROX_HALO`). About 0.2 M multiply-adds per pixel, but it changes g
-  substantially: with the study's published fold-0 model it changed 9 % of the
-  labels on the golden scene and a mirror-tiled version of it, 0.7 % on a demo
-  scene (``benchmarks/bench_inference.py``). Use it only where that is
-  acceptable; approximating just the corner classes still changed 2-3 %.
+  substantially: it changed 9 % of the labels on the golden scene (the study's
+  published fold-0 model) and 14 % on a demo scene (a demo-trained model;
+  ``benchmarks/bench_inference.py``). Use it only where that is acceptable.
 
 Everything is float32 TensorFlow (batch-norm folded into the convolutions),
-compiled once per model (:class:`DenseEngine`; the exact graph takes ~5-10 s to
-trace, on its first use). Memory stays bounded: work is done per block of
+compiled once per model (:class:`DenseEngine`; the exact graph takes several
+seconds to trace, on its first use). Memory stays bounded: work is done per block of
 output pixels plus the 32-px halo their 33x33 patches need, and only blocks
 holding requested pixels are computed. Exact engine: grid-aligned ``tile`` x
 ``tile`` blocks (default 64), split down to 16 x 16 where the requested pixels
@@ -442,6 +441,12 @@ def _build_exact_tile(w: FoldedWeights, spec_x: tf.TensorSpec, spec_idx: tf.Tens
     return exact_tile
 
 
+def per_patch_macs(n_features: int = 11) -> int:
+    """Convolution multiply-adds of the per-patch model for one pixel (100.6 M for F = 11)."""
+    stage1 = PATCH**2 * 9 * (n_features + 2 * FILTERS) * FILTERS
+    return stage1 + GRID**2 * 3 * 9 * FILTERS**2
+
+
 def exact_macs_per_pixel(tile: int, n_features: int = 11) -> float:
     """Convolution multiply-adds per output pixel of the exact engine on tile x tile blocks.
 
@@ -696,14 +701,13 @@ def exact_work(
     """
     rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     levels, alone = _exact_schedule(rows, cols, scene_shape, tile)
-    per_patch = PATCH**2 * 9 * (n_features + 2 * FILTERS) * FILTERS + GRID**2 * 3 * 9 * FILTERS**2
     area = macs = 0.0
     for side, pos in levels:
         n_blocks = np.unique((rows[pos] // side) * (int(cols.max()) // side + 1)
                              + cols[pos] // side).size
         area += n_blocks * side * side
         macs += n_blocks * side * side * exact_macs_per_pixel(side, n_features)
-    macs += alone.size * per_patch
+    macs += alone.size * per_patch_macs(n_features)
     return {"block_px": area, "lone_px": float(alone.size),
             "macs_per_px": macs / max(rows.size, 1)}
 
@@ -816,45 +820,3 @@ def dense_features(
     c = z.shape[1] // 3
     return {"c1": z[:, :c], "c2": z[:, c : 2 * c], "g": z[:, 2 * c :]}
 
-
-def dense_engine(
-    model: keras.Model,
-    padded: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    batch_size: int | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """The ``dense`` engine of :data:`utils.inference.ENGINES` (exact; same contract).
-
-    ``batch_size`` is accepted for the engine signature and ignored: memory is
-    bounded by the block size (:data:`DEFAULT_TILE_EXACT`, :data:`EXACT_BATCH_PIXELS`).
-    """
-    del batch_size
-    return dense_probs(model, padded, rows, cols, exact=True, progress=progress)
-
-
-def dense_approx_engine(
-    model: keras.Model,
-    padded: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    batch_size: int | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """The ``dense-approx`` engine: :func:`dense_engine` with ``exact=False`` (changes labels)."""
-    del batch_size
-    return dense_probs(model, padded, rows, cols, exact=False, progress=progress)
-
-
-def _register() -> None:
-    """Add the dense engines to :data:`utils.inference.ENGINES` (``apply.py --engine``)."""
-    try:
-        from utils.inference import ENGINES
-    except ImportError:  # pragma: no cover - inference module absent
-        return
-    ENGINES.setdefault("dense", dense_engine)
-    ENGINES.setdefault("dense-approx", dense_approx_engine)
-
-
-_register()

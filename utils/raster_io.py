@@ -360,12 +360,10 @@ def _write_float_cog(
     crs: CRS,
     transform: Affine,
     nodata: float,
-    resampling: str,
-    tags: dict[str, str],
     description: str,
 ) -> None:
     """Write (H, W) float ``data`` (NaN = no value) as a float32 COG at ``tmp``, in row
-    blocks, with GDAL-made overviews (``resampling``, nodata ignored)."""
+    blocks, with GDAL-made AVERAGE overviews (nodata ignored)."""
     h, w = data.shape
     rows = max(BLOCKSIZE, WRITE_BLOCK_VALUES // max(w, 1) // BLOCKSIZE * BLOCKSIZE)
     with _cog_via_gtiff(tmp, (h, w), "float32", crs, transform, nodata) as src_path, \
@@ -376,11 +374,9 @@ def _write_float_cog(
                 block[np.isnan(block)] = np.float32(nodata)
             dst.write(block, 1, window=Window(0, r0, w, block.shape[0]))
         dst.set_band_description(1, description)
-        if tags:
-            dst.update_tags(**tags)
         factors = overview_factors(h, w)
         if factors:
-            dst.build_overviews(factors, Resampling[resampling.lower()])
+            dst.build_overviews(factors, Resampling.average)
 
 
 def overview_factors(height: int, width: int, blocksize: int = BLOCKSIZE) -> list[int]:
@@ -675,6 +671,6 @@ def write_float_map(
     crs_, transform_ = _check_georef(crs, transform)
 
     def write(tmp: Path) -> None:
-        _write_float_cog(tmp, arr, crs_, transform_, float(nodata), "AVERAGE", {}, description)
+        _write_float_cog(tmp, arr, crs_, transform_, float(nodata), description)
 
     return _atomic_write(path, overwrite, write)
