@@ -24,7 +24,7 @@ Inputs
     DEM in metres, slope in degrees, shadow mask 1 = shadow / 0 = sunlit,
     hillshade 0..1, proximity = distance to the outline (any unit: divided by its
     maximum). ``--derive_features`` computes the missing ones from the DEM, the sun
-    position and the outlines (utils.features).
+    position and the outlines (utils.terrain).
 
 Preprocessing (as the study): elevation min-max scaled over the scene's glacier
 pixels; proximity divided by its maximum; every feature min-max normalised with
@@ -37,7 +37,7 @@ script truncated them). Pixels whose own value is missing in any used input are
 not classified (nodata in the outputs).
 
 Engines: every pixel gets the result the CNN gives on its own patch. The default
-``dense`` engine (utils.dense) computes that result with the convolutions shared
+``dense`` engine (utils.inference.dense) computes that result with the convolutions shared
 between overlapping patches, including each patch's zero-padded border, and is
 about 5x faster than ``--engine patch`` (the study's per-patch method, batched);
 ``dense-approx`` is faster still but changes some classes (docs/BENCHMARKS.md).
@@ -56,9 +56,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from utils.classes import CLASSES
-from utils.inference import ENGINES
-from utils.mapping import (
+from utils.mapping.outputs import (
+    OutputFolderError,
+    RasterReadError,
+)
+
+from utils.inference.patch import ENGINES
+from utils.mapping.pipeline import (
     DEFAULT_BATCH,
     DEFAULT_BLOCK_ROWS,
     DEFAULT_ENGINE,
@@ -67,13 +71,10 @@ from utils.mapping import (
     to_stderr,
 )
 from utils.normalisation import StatsError
-from utils.raster_io import (
-    OutputFolderError,
-    RasterReadError,
-)
-from utils.scene import (
+from utils.scene.features import (
     SceneError,
 )
+from utils.study import CLASSES
 
 
 def _angle(lo: float, hi: float) -> Callable[[str], float]:
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="glacier outlines (.shp, .geojson, .gpkg; any CRS, reprojected)")
     p.add_argument("--stats", metavar="JSON",
                    help="normalisation statistics (required): our JSON or the study's "
-                   "globalminmax pickle; make them with `python -m utils.dataset stats "
+                   "globalminmax pickle; make them with `python -m utils.data.patches stats "
                    "DATASET_DIR OUT.json`")
     p.add_argument("--weights_dir", default="weights",
                    help="folder of MODEL_NAME_weights.h5 files (default: weights)")
@@ -188,7 +189,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         FileNotFoundError, PermissionError]
     # imported lazily by map_scene (utils.model imports TensorFlow)
     for module, name in (("utils.model", "WeightsError"),
-                         ("utils.calibration", "CalibrationError")):
+                         ("utils.calibration.core", "CalibrationError")):
         if module in sys.modules:
             types.append(getattr(sys.modules[module], name))
     return tuple(types)

@@ -4,8 +4,8 @@
 
 Small run (always): a demo scene (``SCENE_DIR`` with optical.tif, dem.tif,
 outlines.geojson, scene.json and ../../stats.json; default: the first scene of
-``utils.demo_data`` size tiny, generated in a temporary folder) is mapped by
-``utils.mapping.map_scene`` in a child process with the real ``patch`` engine, an 11-feature
+``utils.demo.generate`` size tiny, generated in a temporary folder) is mapped by
+``utils.mapping.pipeline.map_scene`` in a child process with the real ``patch`` engine, an 11-feature
 model (``--weights``, default a random-initialised one: same cost as a trained one)
 and every feature derived from the DEM (``--derive_features``), writing confidence,
 stats CSV and quicklook. Measured: glacier pixels per second end to end and in the
@@ -64,8 +64,8 @@ def fake_engine(model, padded, rows, cols, batch_size, progress=None):
 
 
 def child(spec: dict) -> None:
-    """Run one utils.mapping.map_scene in this process and print a JSON line with its RSS."""
-    from utils import mapping
+    """Run one utils.mapping.pipeline.map_scene in this process and print a JSON line with its RSS."""
+    from utils.mapping import pipeline as mapping
 
     kwargs = dict(spec["kwargs"])
     kwargs["engine"] = fake_engine if spec["engine"] == "fake" else spec["engine"]
@@ -78,7 +78,7 @@ def child(spec: dict) -> None:
 
 def compare_engines(spec: dict) -> None:
     """patch_probs vs Keras predict on the same patches; prints a JSON line."""
-    from utils.inference import gather_patches, pad_features, patch_probs
+    from utils.inference.patch import gather_patches, pad_features, patch_probs
     from utils.model import load_model
 
     model = load_model(spec["weights"])
@@ -137,7 +137,7 @@ def random_weights(folder: Path) -> Path:
 
 
 def demo_scene(folder: Path) -> Path:
-    from utils.demo_data import generate
+    from utils.demo.generate import generate
 
     generate(folder / "demo", size="tiny", seed=0)
     return sorted((folder / "demo" / "scenes").iterdir())[0]
@@ -228,7 +228,7 @@ def _spec(weights: Path, scene: Path, stats: Path, out: Path, outlines: Path,
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scene_dir", nargs="?", type=Path,
-                    help="demo scene folder (default: generate utils.demo_data tiny)")
+                    help="demo scene folder (default: generate utils.demo.generate tiny)")
     ap.add_argument("--weights", type=Path, help="11-feature .h5 (default: random-initialised)")
     ap.add_argument("--large", action="store_true",
                     help="also the synthetic 10980 x 10980 scene (minutes with the fake engine)")

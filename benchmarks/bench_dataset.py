@@ -2,11 +2,11 @@
 
     python benchmarks/bench_dataset.py [DATASET_DIR] [--fold F] [--repeat R]
 
-Without DATASET_DIR a demo dataset is generated with ``python -m utils.demo_data OUT
---size small`` in a temporary folder (or, if utils.demo_data is not available, a
+Without DATASET_DIR a demo dataset is generated with ``python -m utils.demo.generate OUT
+--size small`` in a temporary folder (or, if utils.demo.generate is not available, a
 synthetic folder of ``--synthetic`` random patches). The dataset is packed into a
 temporary .h5, then the fold (default: the largest) is read with
-``utils.dataset.load_patches`` from the folder and from the pack, best of ``--repeat``
+``utils.data.patches.load_patches`` from the folder and from the pack, best of ``--repeat``
 (at least; fast reads are repeated for a second, as timeit does), raw values (no
 normalisation). For context it also times a plain rasterio loop
 with GDAL's default settings (which list the folder on every open).
@@ -34,8 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from utils.classes import CLASSES, N_FEATURES  # noqa: E402
-from utils.dataset import (  # noqa: E402
+from utils.data.patches import (  # noqa: E402
     N_FOLDS,
     PATCH_SIZE,
     list_patch_files,
@@ -43,6 +42,7 @@ from utils.dataset import (  # noqa: E402
     pack_patches,
     write_patch,
 )
+from utils.study import CLASSES, N_FEATURES  # noqa: E402
 
 
 def make_synthetic_patches(folder: Path, n: int, seed: int = 0) -> Path:
@@ -87,13 +87,13 @@ def get_dataset(arg: str | None, tmp: Path, n_synthetic: int) -> Path:
     if arg is not None:
         return Path(arg)
     out = tmp / "demo"
-    if importlib.util.find_spec("utils.demo_data") is not None:
-        cmd = [sys.executable, "-m", "utils.demo_data", str(out), "--size", "small"]
+    if importlib.util.find_spec("utils.demo.generate") is not None:
+        cmd = [sys.executable, "-m", "utils.demo.generate", str(out), "--size", "small"]
         print("generating demo data:", " ".join(cmd[1:]), file=sys.stderr)
         subprocess.run(cmd, cwd=ROOT, check=True)
         return out / "patches"
     print(
-        f"utils.demo_data not found; writing {n_synthetic} synthetic patches instead",
+        f"utils.demo.generate not found; writing {n_synthetic} synthetic patches instead",
         file=sys.stderr,
     )
     return make_synthetic_patches(out / "patches", n_synthetic)

@@ -7,7 +7,7 @@ Both engines run in one process on the same pixels:
     the study's per-patch ``scene/probs_interior``;
 (b) a scene for throughput and agreement: a demo scene with a demo-trained model
     (``--demo_scene DIR --demo_weights H5``; ``DIR`` is ``OUT/scenes/<scene>_<date>``
-    of ``python -m utils.demo_data OUT``, statistics from ``OUT/stats.json`` unless
+    of ``python -m utils.demo.generate OUT``, statistics from ``OUT/stats.json`` unless
     ``--demo_stats``), or, without them, a synthetic but structured scene (the
     golden features mirror-tiled to ``--size`` px, blob-shaped glaciers) with the
     published model. The dense engines classify every glacier pixel; the patch
@@ -40,8 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from utils.classes import PATCH_SIZE  # noqa: E402
-from utils.dense import (  # noqa: E402
+from utils.inference.dense import (  # noqa: E402
     DEFAULT_TILE_EXACT,
     dense_probs,
     exact_macs_per_pixel,
@@ -49,9 +48,10 @@ from utils.dense import (  # noqa: E402
     get_engine,
     per_patch_macs,
 )
-from utils.inference import pad_features, patch_probs  # noqa: E402
+from utils.inference.patch import pad_features, patch_probs  # noqa: E402
+from utils.mapping.smoothing import mode_filter_3x3  # noqa: E402
 from utils.model import input_features, load_model  # noqa: E402
-from utils.smoothing import mode_filter_3x3  # noqa: E402
+from utils.study import PATCH_SIZE  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "reference"
 PUBLISHED = REFERENCE / "weights" / "0_cnn_afterconfidentlearning_weights.h5"
@@ -131,9 +131,9 @@ def synthetic_scene(size: int, seed: int, golden: dict | None) -> tuple[np.ndarr
 def demo_scene(scene_dir: Path, weights: Path, stats: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """Padded features and glacier mask of a demo scene, built as apply.py builds them
     (features derived from the DEM and outlines, sun angles from ``scene.json``)."""
-    from utils.mapping import plan_features
+    from utils.mapping.pipeline import plan_features
     from utils.normalisation import load_stats
-    from utils.scene import SceneFeatures, SceneRasters, glacier_mask, read_outlines
+    from utils.scene.features import SceneFeatures, SceneRasters, glacier_mask, read_outlines
 
     meta = json.loads((scene_dir / "scene.json").read_text())
     stats = stats or scene_dir.parents[1] / "stats.json"

@@ -3,7 +3,7 @@
 Builds a realistic synthetic class map (default 2000 x 2000, fixed seed): a few
 blob-shaped "glaciers" (valid pixels) in nodata, inside them smooth class
 regions with salt-and-pepper noise and small nodata holes. Runs
-:func:`utils.smoothing.mode_filter_3x3` and :func:`utils.smoothing.reference_mode_filter`,
+:func:`utils.mapping.smoothing.mode_filter_3x3` and :func:`utils.mapping.smoothing.reference_mode_filter`,
 prints details and, as its last line, one JSON object
 ``{"speedup": ..., "identical": ..., "fast_s": ..., "reference_s": ...}``.
 
@@ -24,8 +24,8 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.classes import CLASSES, N_CLASSES  # noqa: E402
-from utils.smoothing import NODATA, mode_filter_3x3, reference_mode_filter  # noqa: E402
+from utils.mapping.smoothing import NODATA, mode_filter_3x3, reference_mode_filter  # noqa: E402
+from utils.study import CLASSES, N_CLASSES  # noqa: E402
 
 
 def synthetic_class_map(size: int = 2000, seed: int = 0, noise: float = 0.15) -> np.ndarray:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "spectra" / "Sentinel-2_SR_training_data.csv"
 DEFAULT_OUT = ROOT / "utils" / "spectra_s2.json"
 
-#: Sentinel-2 band of each optical feature (utils.classes.OPTICAL order).
+#: Sentinel-2 band of each optical feature (utils.study.OPTICAL order).
 BANDS: dict[str, str] = {
     "blue": "B2",
     "green": "B3",

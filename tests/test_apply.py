@@ -1,4 +1,4 @@
-"""apply.py end to end, its input checks, and the windowed scene preprocessing (utils.scene)."""
+"""apply.py end to end, its input checks, and the windowed scene preprocessing (utils.scene.features)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ from affine import Affine
 from rasterio.features import rasterize
 from rasterio.windows import Window
 from shapely.geometry import LineString, Polygon, box
+from utils.mapping.outputs import read_class_names
 
 import apply
-from utils import features as feat
-from utils import mapping
-from utils.classes import CLASSES, FEATURES, OPTICAL
-from utils.inference import HALF, pad_features, patch_probs
+from utils import terrain as feat
+from utils.inference.patch import HALF, pad_features, patch_probs
+from utils.mapping import pipeline as mapping
+from utils.mapping.smoothing import mode_filter_3x3
 from utils.normalisation import Stats, load_stats, save_stats
-from utils.raster_io import read_class_names
-from utils.scene import (
+from utils.scene.features import (
     FeaturePlan,
     SceneError,
     SceneFeatures,
@@ -36,7 +36,7 @@ from utils.scene import (
     read_outlines,
     shadow_halo,
 )
-from utils.smoothing import mode_filter_3x3
+from utils.study import CLASSES, FEATURES, OPTICAL
 
 
 def from_origin(west: float, north: float, xsize: float, ysize: float) -> Affine:
@@ -403,7 +403,7 @@ def test_feature_raster_on_other_grid_needs_resample(scene, weights, tmp_path, c
 
 def test_calibrated_confidence_without_confidence_path(scene, weights, tmp_path, capsys):
     """The study defined confidence only with --confidence_path; here it always exists."""
-    from utils.calibration import TemperatureCalibrator, save_calibrator
+    from utils.calibration.core import TemperatureCalibrator, save_calibrator
 
     cal = save_calibrator(TemperatureCalibrator(2.0), tmp_path / "cal.json")
     csv = tmp_path / "stats.csv"
@@ -484,7 +484,7 @@ def _bad_cases(scene, weights, d: Path) -> dict[str, tuple[list, str]]:
                                                   scene.dem, "--proximity_path", scene.dem],
                                      "--hillshade_path is missing"),
         "derive_without_sun": (no_derive + ["--derive_features"], "--sun_azimuth"),
-        "stats_missing": (base[:5] + base[7:], "python -m utils.dataset stats"),
+        "stats_missing": (base[:5] + base[7:], "python -m utils.data.patches stats"),
         "stats_junk": (swap(base, "--stats", d / "junk_stats.json"), "junk_stats.json"),
         "calibration_junk": (base + ["--calibration_model", d / "junk_cal.json"],
                              "junk_cal.json"),
@@ -540,10 +540,10 @@ def test_derive_features_needs_projected_crs(bad_dir, weights, scene, tmp_path, 
 
 
 def test_unwritable_output_folder(scene, weights, tmp_path, capsys, monkeypatch):
-    import utils.scene
+    import utils.scene.features
 
-    real = utils.scene.os.access
-    monkeypatch.setattr(utils.scene.os, "access",
+    real = utils.scene.features.os.access
+    monkeypatch.setattr(utils.scene.features.os, "access",
                         lambda p, m: False if Path(p) == tmp_path else real(p, m))
     code, err = _run(_base(scene, weights, tmp_path / "out.tif"), capsys)
     assert code == 2 and f"{tmp_path} of OUTPUT is not writable" in err
@@ -623,7 +623,7 @@ def test_real_landsat_scene_plumbing(shared_dir, reference_dir, tmp_path, capsys
 @pytest.mark.parametrize("kind", ["kernel_ridge", "temperature", "isotonic", "study_pickle"])
 def test_every_calibrator_kind_is_accepted(kind, scene, weights, tmp_path, capsys, request):
     """apply.py takes our three portable calibrators and the study's sklearn pickle."""
-    from utils import calibration
+    from utils.calibration import core as calibration
 
     if kind == "study_pickle":
         reference_dir = request.getfixturevalue("reference_dir")

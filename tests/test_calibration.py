@@ -1,4 +1,4 @@
-"""Tests of utils.calibration: confidences, reliability/ECE, calibrators, persistence."""
+"""Tests of utils.calibration.core: confidences, reliability/ECE, calibrators, persistence."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils.calibration import (
+from utils.calibration.core import (
     KINDS,
     CalibrationError,
     IsotonicCalibrator,
@@ -39,7 +39,7 @@ from utils.calibration import (
     save_calibrator,
     shannon_confidence,
 )
-from utils.classes import N_CLASSES
+from utils.study import N_CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDS = range(6)
@@ -399,7 +399,7 @@ def test_study_pickle_without_sklearn(reference_dir: Path) -> None:
     """Loading the study's pickles neither needs nor imports scikit-learn."""
     code = (
         "import sys; sys.modules['sklearn'] = None\n"
-        "from utils.calibration import load_calibrator\n"
+        "from utils.calibration.core import load_calibrator\n"
         f"cal = load_calibrator({str(_study_pickle(reference_dir, 0))!r})\n"
         "print(cal.X_fit.shape[0])\n"
     )
@@ -437,7 +437,7 @@ def test_kernel_ridge_repeated_points() -> None:
 
 
 def test_kernel_ridge_predict_in_chunks() -> None:
-    import utils.calibration as cal_mod
+    import utils.calibration.core as cal_mod
 
     cal = KernelRidgeCalibrator([[0.0], [0.4], [1.0]], [0.1, -0.3, 0.9])
     conf = np.random.default_rng(8).random(cal_mod._PREDICT_CHUNK + 3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from utils import classes as c
+from utils import study as c
 
 
 def test_class_order_and_facies():

@@ -1,4 +1,4 @@
-"""Tests of utils.dataset: names, reading, stats, pack, bad input, CLI, tf.data input."""
+"""Tests of utils.data.patches: names, reading, stats, pack, bad input, CLI, tf.data input."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.classes import CLASS_INDEX, FEATURES, N_CLASSES, N_FEATURES, feature_indices
-from utils.dataset import (
+from utils.data.patches import (
     PACK_VERSION,
     PatchError,
     augment,
@@ -28,6 +27,7 @@ from utils.dataset import (
     write_patch,
 )
 from utils.normalisation import load_stats, stats_from_array
+from utils.study import CLASS_INDEX, FEATURES, N_CLASSES, N_FEATURES, feature_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -314,7 +314,7 @@ def test_cli_subprocess_bad_path(tmp_path):
         [
             sys.executable,
             "-m",
-            "utils.dataset",
+            "utils.data.patches",
             "stats",
             str(tmp_path / "nope"),
             str(tmp_path / "s.json"),

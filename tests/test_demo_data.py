@@ -1,4 +1,4 @@
-"""Tests of utils.demo_data on the ``tiny`` size (generated once per module)."""
+"""Tests of utils.demo.generate on the ``tiny`` size (generated once per module)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from utils import demo_data
-from utils import features as feat
-from utils.classes import CLASS_INDEX, CLASSES, FACIES_CLASSES, FEATURES, N_FEATURES, OPTICAL
+from utils import terrain as feat
+from utils.demo import generate as demo_data
 from utils.normalisation import load_stats
+from utils.study import CLASS_INDEX, CLASSES, FACIES_CLASSES, FEATURES, N_FEATURES, OPTICAL
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +129,7 @@ def test_band_contents_follow_the_study_preprocessing(patches) -> None:
 
 
 def test_patches_equal_features_derived_from_the_scene_files(tiny, patches) -> None:
-    """Patches are windows of utils.features applied to dem.tif and outlines.geojson."""
+    """Patches are windows of utils.terrain applied to dem.tif and outlines.geojson."""
     import geopandas as gpd
     from rasterio.features import rasterize
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from utils import dense, inference
-from utils.dense import (
+from utils.inference import dense
+from utils.inference import patch as inference
+from utils.inference.dense import (
     PATCH,
     _quad_levels,
     _split_sparse,
@@ -26,7 +27,7 @@ from utils.dense import (
     fold_weights,
     get_engine,
 )
-from utils.inference import gather_patches
+from utils.inference.patch import gather_patches
 from utils.model import build_cnn_model, load_model
 
 HALF = PATCH // 2
@@ -184,7 +185,7 @@ def test_dense_block_and_isolated_pixels(setup):
 
 
 def test_registered_engine_matches_patch_engine(setup):
-    """``utils.inference.ENGINES["dense"]`` (apply.py's engine contract) vs its ``patch`` engine."""
+    """``utils.inference.patch.ENGINES["dense"]`` (apply.py's engine contract) vs its ``patch`` engine."""
     rows = np.concatenate([setup["rows"][:50], setup["rows"][-50:]])  # top and bottom edges
     cols = np.concatenate([setup["cols"][:50], setup["cols"][-50:]])
     done: list[int] = []

@@ -1,4 +1,4 @@
-"""Tests of utils.features: DEM-derived features on analytic surfaces and on a real DEM."""
+"""Tests of utils.terrain: DEM-derived features on analytic surfaces and on a real DEM."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from utils import features as feat
-from utils.classes import FEATURES, N_FEATURES
+from utils import terrain as feat
+from utils.study import FEATURES, N_FEATURES
 
 RES = 10.0
 

@@ -1,4 +1,4 @@
-"""Per-glacier statistics (utils.glacier_stats)."""
+"""Per-glacier statistics (utils.mapping.glacier_stats)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 from affine import Affine
 from shapely.geometry import box
 
-from utils.classes import CLASS_INDEX, CLASSES
-from utils.glacier_stats import (
+from utils.mapping.glacier_stats import (
     glacier_stats,
     outline_id_field,
     pixel_areas_m2,
     snow_line_altitude,
     write_stats_csv,
 )
+from utils.study import CLASS_INDEX, CLASSES
 
 
 def from_origin(west: float, north: float, xsize: float, ysize: float) -> Affine:

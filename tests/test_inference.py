@@ -1,11 +1,11 @@
-"""Edge padding and the patch engine (utils.inference), incl. the golden scene."""
+"""Edge padding and the patch engine (utils.inference.patch), incl. the golden scene."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from utils.inference import (
+from utils.inference.patch import (
     HALF,
     PATCH,
     confidence,
@@ -91,7 +91,7 @@ def test_patch_probs_equals_model_on_each_patch(model6):
 
 
 def test_patch_probs_reuses_compiled_function(model6):
-    from utils.inference import _COMPILED
+    from utils.inference.patch import _COMPILED
 
     padded = pad_features(np.zeros((10, 10, 6), np.float32))
     for n in (40, 33, 64):  # all >= batch: one fixed batch shape

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils import calibration, training
-from utils.classes import FACIES_CLASSES
-from utils.demo import run_notebook
+from utils.calibration import core as calibration
+from utils.demo.driver import run_notebook
 from utils.model import input_features, load_model
+from utils.study import FACIES_CLASSES
+from utils.training import crossval as training
 
 EPOCHS = 2
 STUDY_LOGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "logs"

@@ -1,4 +1,4 @@
-"""Tests for utils.raster_io: GeoTIFF round trips, COG layout, legend sidecars, safe writes."""
+"""Tests for utils.mapping.outputs: GeoTIFF round trips, COG layout, legend sidecars, safe writes."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-
-from utils import raster_io
-from utils.classes import CLASS_COLORS, CLASSES
-from utils.raster_io import (
+from utils.mapping.outputs import (
     OutputFolderError,
     RasterReadError,
     aux_xml_path,
@@ -25,6 +22,9 @@ from utils.raster_io import (
     write_class_map,
     write_float_map,
 )
+
+from utils.mapping import outputs as raster_io
+from utils.study import CLASS_COLORS, CLASSES
 
 ND = -9999
 UTM32 = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5_200_000.0)

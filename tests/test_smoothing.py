@@ -1,11 +1,11 @@
-"""Tests for utils.smoothing: the vectorised 3x3 mode filter equals the study's."""
+"""Tests for utils.mapping.smoothing: the vectorised 3x3 mode filter equals the study's."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from utils.smoothing import NODATA, mode_filter_3x3, reference_mode_filter
+from utils.mapping.smoothing import NODATA, mode_filter_3x3, reference_mode_filter
 
 ND = NODATA
 

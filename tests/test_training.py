@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from utils import cleaning, evaluation, training
-from utils.classes import CLASS_INDEX, CLASSES
 from utils.model import load_model
+from utils.study import CLASS_INDEX, CLASSES
+from utils.training import cleaning, evaluation
+from utils.training import crossval as training
 
 
 @pytest.mark.parametrize("t, val", [(0, 5), (1, 0), (3, 2), (5, 4)])

@@ -14,7 +14,7 @@ import h5py
 import keras
 import numpy as np
 
-from utils.classes import N_CLASSES
+from utils.study import N_CLASSES
 
 FILTERS = 64
 DENSE_UNITS = 32

@@ -1,7 +1,7 @@
 """Global per-feature min-max normalisation statistics (the study's globalminmax).
 
 Statistics are 11 minima and 11 maxima, one per feature of
-:data:`utils.classes.FEATURES`. Our format is a small JSON file
+:data:`utils.study.FEATURES`. Our format is a small JSON file
 ``{"features": [...], "min": [...], "max": [...]}``; the study's format is a
 pickle of the tuple ``(mins, maxs)``, which :func:`load_stats` also reads.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.classes import FEATURES, N_FEATURES
+from utils.study import FEATURES, N_FEATURES
 
 HOW_TO_MAKE = (
-    "make them with `python -m utils.dataset stats DATASET_DIR OUT.json` "
+    "make them with `python -m utils.data.patches stats DATASET_DIR OUT.json` "
     "(or use the study's globalminmax.pickle)"
 )
 

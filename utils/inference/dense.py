@@ -1,7 +1,7 @@
 """Dense scene inference for the facies CNN: convolution work shared between patches.
 
 The per-pixel ("patch") engine classifies scene pixel (r, c) from its own patch
-``padded[r:r+33, c:c+33]`` (:func:`utils.inference.gather_patches`) at about 201 MFLOP (100.6 M
+``padded[r:r+33, c:c+33]`` (:func:`utils.inference.patch.gather_patches`) at about 201 MFLOP (100.6 M
 multiply-adds) per pixel. Neighbouring patches overlap almost entirely; this
 module computes the shared work once per scene tile instead.
 
@@ -70,9 +70,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.classes import PATCH_SIZE
-from utils.inference import gather_patches
+from utils.inference.patch import gather_patches
 from utils.model import FILTERS
+from utils.study import PATCH_SIZE
 
 #: Patch side and half side of the study's CNN.
 PATCH: int = PATCH_SIZE

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils import calibration as cal
+from utils.calibration import core as cal
 
 KINDS = ("kernel_ridge", "temperature", "isotonic")
 

@@ -6,7 +6,7 @@ zone. Elevations are metres. Sun angles follow the satellite metadata convention
 ``sun_azimuth`` in degrees clockwise from north (90 = east, 180 = south) and
 ``sun_elevation`` in degrees above the horizon.
 
-The study's feature definitions (channels 6..10 of :data:`utils.classes.FEATURES`):
+The study's feature definitions (channels 6..10 of :data:`utils.study.FEATURES`):
 
 - ``elevation``: DEM min-max scaled over the glacier pixels (:func:`scale_elevation`);
 - ``slope``: degrees, 0..90 (:func:`slope`);
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from utils.classes import FEATURES, N_FEATURES, OPTICAL
+from utils.study import FEATURES, N_FEATURES, OPTICAL
 
 #: Names of the DEM-derived features, in channel order (channels 6..10).
 TOPO_FEATURES: tuple[str, ...] = FEATURES[len(OPTICAL) :]
@@ -272,7 +272,7 @@ def derive_features(
 def stack_features(optical: np.ndarray, topo: dict[str, np.ndarray]) -> np.ndarray:
     """Stack optical (H, W, 6) reflectance and :func:`derive_features` output into (H, W, 11).
 
-    Channel order is :data:`utils.classes.FEATURES`; returns float32.
+    Channel order is :data:`utils.study.FEATURES`; returns float32.
     """
     opt = np.asarray(optical, dtype=np.float32)
     if opt.ndim != 3 or opt.shape[-1] != len(OPTICAL):

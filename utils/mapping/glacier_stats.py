@@ -35,8 +35,8 @@ from rasterio.features import rasterize
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from utils.classes import CLASS_INDEX, CLASSES, N_CLASSES
-from utils.raster_io import CLASS_NODATA
+from utils.mapping.outputs import CLASS_NODATA
+from utils.study import CLASS_INDEX, CLASSES, N_CLASSES
 
 #: Classes whose area makes the accumulation area (AAR numerator).
 ACCUMULATION: tuple[str, ...] = ("snow", "firn")
@@ -247,7 +247,7 @@ def glacier_stats(
 
 def write_stats_csv(df: pd.DataFrame, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write the statistics as CSV via a temporary file renamed on success (no clobber)."""
-    from utils.scene import atomic_file
+    from utils.scene.features import atomic_file
 
     with atomic_file(path, overwrite) as tmp:
         df.to_csv(tmp, index=False, float_format="%.10g")

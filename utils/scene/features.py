@@ -18,8 +18,8 @@ Sentinel-2-sized scenes: a first cheap pass computes the scene-level scalings
 (elevation min/max over glacier pixels, proximity maximum, relief for cast
 shadows) and the proximity of every glacier pixel (a windowed distance
 transform); :meth:`SceneFeatures.block` then returns the normalised, padded
-(edge contract of :mod:`utils.inference`) features of one block. Derived
-features equal those of :func:`utils.features.derive_features` on the whole
+(edge contract of :mod:`utils.inference.patch`) features of one block. Derived
+features equal those of :func:`utils.terrain.derive_features` on the whole
 scene: slope and hillshade need a 1-px margin, cast shadows a sunward margin
 long enough for the longest possible shadow (scene relief / tan(sun elevation)).
 
@@ -52,11 +52,11 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from scipy import ndimage
 
-from utils import features as feat
-from utils.classes import FEATURES, OPTICAL
-from utils.inference import HALF, pad_window, window_rows
+from utils import terrain as feat
+from utils.inference.patch import HALF, pad_window, window_rows
+from utils.mapping.outputs import RasterReadError, open_raster, read_window
 from utils.normalisation import Stats
-from utils.raster_io import RasterReadError, open_raster, read_window
+from utils.study import FEATURES, OPTICAL
 
 #: Feature rasters accepted besides the optical scene, by feature name.
 TOPO_INPUTS: tuple[str, ...] = ("elevation", "slope", "shadow_mask", "hillshade", "proximity")
@@ -336,7 +336,7 @@ def row_offsets(mask: np.ndarray) -> np.ndarray:
 def proximity_at_glacier(
     mask: np.ndarray, res: float, block_rows: int = 1024, halo: int = 64
 ) -> np.ndarray:
-    """:func:`utils.features.proximity` (metres) at the glacier pixels, windowed.
+    """:func:`utils.terrain.proximity` (metres) at the glacier pixels, windowed.
 
     Returns float32 (n_glacier,) in row-major order of ``mask`` (bool (H, W)),
     equal to ``features.proximity(mask, res)[mask]`` without a full-scene distance
@@ -401,7 +401,7 @@ def shadow_halo(relief: float, res: float, sun_azimuth: float, sun_elevation: fl
 class FeaturePlan:
     """Which features a model uses and where each comes from.
 
-    ``features``: names in :data:`utils.classes.FEATURES` order; ``derive``: the
+    ``features``: names in :data:`utils.study.FEATURES` order; ``derive``: the
     DEM/outline-derived ones (subset of slope, shadow_mask, hillshade, proximity);
     the others come from :attr:`SceneRasters.sources` (elevation = the DEM).
     """
@@ -532,7 +532,7 @@ class SceneFeatures:
 
         Returns:
             ``padded`` float32 (r1 - r0 + 32, W + 32, F): normalised features, NaN -> 0,
-            reflect-padded at the scene edges (:func:`utils.inference.pad_window`);
+            reflect-padded at the scene edges (:func:`utils.inference.patch.pad_window`);
             ``valid`` bool (r1 - r0, W): glacier pixels whose features are all finite.
         """
         e0, e1 = window_rows(r0, r1, self.grid.height, HALF)

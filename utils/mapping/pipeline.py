@@ -17,18 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from utils.classes import CLASSES, feature_indices, feature_names, groups_for_count
-from utils.glacier_stats import glacier_stats, write_stats_csv
-from utils.inference import ENGINES, confidence, run_engine
-from utils.normalisation import HOW_TO_MAKE, StatsError, load_stats
-from utils.raster_io import (
+from utils.inference.patch import ENGINES, confidence, run_engine
+from utils.mapping.glacier_stats import glacier_stats, write_stats_csv
+from utils.mapping.outputs import (
     CLASS_NODATA,
     aux_xml_path,
     qml_path,
     write_class_map,
     write_float_map,
 )
-from utils.scene import (
+from utils.mapping.smoothing import mode_filter_3x3
+from utils.normalisation import HOW_TO_MAKE, StatsError, load_stats
+from utils.scene.features import (
     FeaturePlan,
     SceneError,
     SceneFeatures,
@@ -39,13 +39,13 @@ from utils.scene import (
     glacier_mask,
     read_outlines,
 )
-from utils.smoothing import mode_filter_3x3
+from utils.study import CLASSES, feature_indices, feature_names, groups_for_count
 
 PROG = "apply.py"
 DEFAULT_BATCH = 256
 DEFAULT_BLOCK_ROWS = 256
 #: Inference engine of apply.py: shared convolutions, the per-patch model's results
-#: (utils.dense; about 5x faster than "patch" on the demo scene, same classes).
+#: (utils.inference.dense; about 5x faster than "patch" on the demo scene, same classes).
 DEFAULT_ENGINE = "dense"
 #: GDAL block cache while mapping (bytes), unless GDAL_CACHEMAX is set.
 GDAL_CACHE_BYTES = 256 * 2**20
@@ -177,9 +177,9 @@ def save_quicklook(classes: np.ndarray, grid: Any, path: str | os.PathLike, over
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from utils.glacier_stats import pixel_areas_m2
+    from utils.mapping.glacier_stats import pixel_areas_m2
+    from utils.mapping.outputs import class_overviews
     from utils.plots import class_rgb
-    from utils.raster_io import class_overviews
 
     h, w = classes.shape
     f = 1
@@ -258,7 +258,7 @@ def map_scene(
     """Classify the glacier pixels of a scene and write the outputs (see the module doc).
 
     Returns a summary: pixel counts, seconds, output paths. Raises
-    :class:`utils.scene.SceneError` (and StatsError, WeightsError,
+    :class:`utils.scene.features.SceneError` (and StatsError, WeightsError,
     CalibrationError) for input problems, before writing anything; outputs of a
     run that fails later are removed.
 
@@ -332,7 +332,7 @@ def _map_scene(
         engine_fn = engine
     calibrator = None
     if calibration_model is not None:
-        from utils.calibration import load_calibrator
+        from utils.calibration.core import load_calibrator
 
         calibrator = load_calibrator(calibration_model)
     given = {"elevation": dem_path, "slope": slope_path, "shadow_mask": shadow_path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from utils.classes import CLASSES, FACIES_INDICES
+from utils.study import CLASSES, FACIES_INDICES
 
 
 def find_label_issues(

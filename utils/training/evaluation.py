@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from utils.classes import CLASSES, N_CLASSES
+from utils.study import CLASSES, N_CLASSES
 
 
 def normalised_confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from utils.classes import N_CLASSES
+from utils.study import N_CLASSES
 
 NODATA: int = -9999
 

@@ -1,7 +1,7 @@
 """Confidence estimation, reliability statistics and confidence calibration.
 
 The CNN outputs softmax probabilities ``probs`` of shape (..., C) over the
-C = 8 classes of :mod:`utils.classes`. The study calibrates the max-probability
+C = 8 classes of :mod:`utils.study`. The study calibrates the max-probability
 confidence per cross-validation fold with a kernel ridge regression (laplacian
 kernel) fitted on the validation set's 25-bin reliability curve; this module
 re-implements that calibrator in NumPy, adds temperature scaling and isotonic
@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import linalg, optimize
 
-from utils.classes import N_CLASSES
+from utils.study import N_CLASSES
 
 #: Identifies our JSON calibrator files.
 FORMAT_NAME = "glacier-facies-calibrator"

@@ -1,6 +1,6 @@
 """Synthetic but physically plausible demo dataset in the study's layout.
 
-``python -m utils.demo_data OUT_DIR [--seed N] [--size tiny|small] [--overwrite]``
+``python -m utils.demo.generate OUT_DIR [--seed N] [--size tiny|small] [--overwrite]``
 or :func:`generate`. The same seed and size give byte-identical files.
 
 What is simulated, per scene (a few km of a mountain massif on a real UTM grid,
@@ -17,11 +17,11 @@ What is simulated, per scene (a few km of a mountain massif on a real UTM grid,
   supraglacial ponds and lakes (water), off-glacier rock (labelled debris) and
   snow patches;
 - illumination: the sun at ~10:30 local solar time (Sentinel-2 overpass) for the
-  scene's date and latitude; cast and self shadows (utils.features) and
+  scene's date and latitude; cast and self shadows (utils.terrain) and
   slope-dependent direct light computed on a "true" surface that has more fine
   detail than the DEM written out (so the DEM shadow mask is good, not perfect);
   shadowed surfaces keep only the diffuse (skylight) fraction of each band;
-- spectra: class spectra from measured Sentinel-2 reflectance (utils.spectra),
+- spectra: class spectra from measured Sentinel-2 reflectance (utils.demo.spectra),
   drawn as correlated log-normal fields (a per-date offset plus smooth and white
   spatial texture), linearly mixed across class boundaries; clouds are blended
   in with a soft opacity; sensor noise and L2A quantisation (1e-4);
@@ -65,8 +65,8 @@ from scipy import ndimage
 from shapely.geometry import mapping, shape
 from shapely.ops import unary_union
 
-from utils import features as feat
-from utils.classes import (
+from utils import terrain as feat
+from utils.study import (
     CLASS_INDEX,
     CLASSES,
     FACIES_CLASSES,
@@ -76,7 +76,7 @@ from utils.classes import (
     PATCH_SIZE,
 )
 from utils.normalisation import Stats, save_stats, stats_from_array
-from utils.spectra import ATTRIBUTION, SHADOW_FACTOR, SPECTRA
+from utils.demo.spectra import ATTRIBUTION, SHADOW_FACTOR, SPECTRA
 
 PATCH = PATCH_SIZE
 HALF = PATCH // 2
@@ -721,7 +721,7 @@ README_TEXT = f"""{MARKER}
 {"=" * len(MARKER)}
 
 Synthetic, physically plausible data in the layout of Maslov et al., "Automating
-glacier facies classification". Made by `python -m utils.demo_data` (size {{size}},
+glacier facies classification". Made by `python -m utils.demo.generate` (size {{size}},
 seed {{seed}}); the same size and seed give byte-identical files. Not real data:
 use it to run and test the pipeline, not to draw scientific conclusions.
 
@@ -999,7 +999,7 @@ def _write_scene(folder: Path, scene: Scene, acq: Acquisition, outlines: list[di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m utils.demo_data",
+        prog="python -m utils.demo.generate",
         description="Write a synthetic glacier-facies dataset in the study's layout.",
     )
     parser.add_argument("out_dir", type=Path)

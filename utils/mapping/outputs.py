@@ -14,7 +14,7 @@ How the class legend is stored (int16 GeoTIFFs cannot hold a TIFF palette, which
 is only allowed for Byte/UInt16):
 
 * ``<file>.aux.xml`` (GDAL PAM sidecar): ``ColorInterp`` Palette, the
-  ``ColorTable`` of :data:`utils.classes.CLASS_COLORS` and ``CategoryNames``.
+  ``ColorTable`` of :data:`utils.study.CLASS_COLORS` and ``CategoryNames``.
   GDAL (so QGIS and rasterio's ``colormap(1)``) reads it when opening the file.
 * Inside the TIFF (GDAL_METADATA tag, survives without sidecars): dataset tags
   ``CLASS_NAMES=ice,snow,...`` and ``CLASS_COLORS=#2e75d6,...`` and the band
@@ -52,7 +52,7 @@ from rasterio.io import DatasetReader
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from utils.classes import CLASS_COLORS, CLASSES
+from utils.study import CLASS_COLORS, CLASSES
 
 CLASS_NODATA: int = -9999
 FLOAT_NODATA: float = -9999.0
@@ -401,7 +401,7 @@ def class_overviews(
 
     Each overview pixel is the most frequent class among the valid pixels of its
     ``f x f`` block of ``classes`` (ties -> smallest class, as in
-    :func:`utils.smoothing.mode_filter_3x3`), nodata if the block has none.
+    :func:`utils.mapping.smoothing.mode_filter_3x3`), nodata if the block has none.
     Blocks at the right/bottom edges are partial (overview shape is
     ``(ceil(H / f), ceil(W / f))``, as GDAL's).
 
@@ -595,7 +595,7 @@ def write_class_map(
         path: output ``.tif``; also written: ``<path>.aux.xml`` (colour table and
             category names, GDAL PAM) and ``<path without extension>.qml`` (QGIS style).
         classes: (H, W) integer map; values are ``nodata`` or class indices 0..7
-            of :data:`utils.classes.CLASSES`.
+            of :data:`utils.study.CLASSES`.
         crs: anything ``rasterio.crs.CRS.from_user_input`` accepts ("EPSG:32632", a CRS, WKT).
         transform: pixel-to-CRS affine transform of the map (e.g. the scene's).
         nodata: value outside glaciers (int16).

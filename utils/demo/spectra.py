@@ -1,6 +1,6 @@
 """Per-class surface-reflectance spectra for the demo data (6 optical bands, 0..~1).
 
-Bands are :data:`utils.classes.OPTICAL` (blue, green, red, nir, swir1, swir2 =
+Bands are :data:`utils.study.OPTICAL` (blue, green, red, nir, swir1, swir2 =
 Sentinel-2 B2, B3, B4, B8, B11, B12). Each class has a mean (6,) and a
 covariance (6, 6) of surface reflectance (dimensionless).
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.classes import OPTICAL
+from utils.study import OPTICAL
 
 MEASURED_FILE = Path(__file__).with_name("spectra_s2.json")
 
@@ -121,7 +121,7 @@ def _build() -> dict[str, Spectrum]:
     return spectra
 
 
-#: Spectra of the 8 classes (keys are utils.classes.CLASSES names).
+#: Spectra of the 8 classes (keys are utils.study.CLASSES names).
 SPECTRA: dict[str, Spectrum] = _build()
 
 

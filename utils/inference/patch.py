@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from utils.classes import N_CLASSES, PATCH_SIZE
+from utils.study import N_CLASSES, PATCH_SIZE
 
 #: Patch side (pixels) and half side of the study's CNN input.
 PATCH: int = PATCH_SIZE
@@ -214,8 +214,8 @@ def patch_probs(
 def dense_exact_probs(model: Any, padded: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                       batch_size: int = DEFAULT_BATCH,
                       progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """The ``dense`` engine: shared convolutions, same results as ``patch`` (utils.dense)."""
-    from utils.dense import dense_probs
+    """The ``dense`` engine: shared convolutions, same results as ``patch`` (utils.inference.dense)."""
+    from utils.inference.dense import dense_probs
 
     return dense_probs(model, padded, rows, cols, exact=True, progress=progress)
 
@@ -224,7 +224,7 @@ def dense_approx_probs(model: Any, padded: np.ndarray, rows: np.ndarray, cols: n
                        batch_size: int = DEFAULT_BATCH,
                        progress: Callable[[int], None] | None = None) -> np.ndarray:
     """The ``dense-approx`` engine: scene-wide global max; fast, changes some labels."""
-    from utils.dense import dense_probs
+    from utils.inference.dense import dense_probs
 
     return dense_probs(model, padded, rows, cols, exact=False, progress=progress)
 

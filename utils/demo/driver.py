@@ -60,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
 
     _step(f"1/5 demo dataset ({args.size}) in {data}")
     if not (data / "stats.json").exists():
-        from utils.demo_data import generate
+        from utils.demo.generate import generate
 
         generate(data, size=args.size, seed=args.seed)
     else:
         print("reusing the existing demo dataset")
     pack = data / "patches.h5"
     if not pack.exists():
-        from utils.dataset import pack_patches
+        from utils.data.patches import pack_patches
 
         pack_patches(data / "patches", pack)
 

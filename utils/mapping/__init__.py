@@ -1,0 +1,1 @@
+"""Mapping a scene: the pipeline, its outputs (COG, sidecars, quicklook), smoothing, statistics."""

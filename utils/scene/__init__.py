@@ -1,0 +1,1 @@
+"""Scene inputs: rasters and their grid, glacier outlines, windowed features."""

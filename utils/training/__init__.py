@@ -1,0 +1,1 @@
+"""Training: cross-validated models, tf.data input, confident learning, evaluation."""
