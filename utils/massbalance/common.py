@@ -49,11 +49,10 @@ def read_table(path: str | os.PathLike, columns: tuple[str, ...], encoding: str 
     skip = 0
     if header_starts is not None:
         with open(p, encoding=encoding, errors="replace") as f:
-            for skip, line in enumerate(f):
-                if line.startswith(header_starts):
-                    break
-            else:
-                raise MassBalanceError(f"{p}: no header line starting with {header_starts!r}")
+            lines = [i for i, line in enumerate(f) if line.startswith(header_starts)]
+        if not lines:
+            raise MassBalanceError(f"{p}: no header line starting with {header_starts!r}")
+        skip = lines[0]
     try:
         df = pd.read_csv(p, encoding=encoding, skiprows=skip, skipinitialspace=True,
                          dtype=str, keep_default_na=False)
@@ -64,8 +63,9 @@ def read_table(path: str | os.PathLike, columns: tuple[str, ...], encoding: str 
     df.columns = [c.strip() for c in df.columns]
     missing = [c for c in columns if c not in df.columns]
     if missing:
+        more = " ..." if df.shape[1] > 12 else ""
         raise MassBalanceError(f"{p}: missing column(s) {', '.join(missing)} "
-                               f"(has {', '.join(df.columns[:12])}{' ...' if df.shape[1] > 12 else ''})")
+                               f"(has {', '.join(df.columns[:12])}{more})")
     df = df.apply(lambda s: s.str.strip())
     df["_row"] = range(skip + 2, skip + 2 + len(df))
     return df
@@ -95,3 +95,14 @@ def check_unique(df: pd.DataFrame, keys: list[str], path: str | os.PathLike,
         at = ", ".join(f"{w} row {r}" for w, r in zip(where, rows["_row"], strict=True))
         key = ", ".join(f"{k}={first[k]}" for k in keys)
         raise MassBalanceError(f"{path}: duplicated {what} ({key}) in {at}")
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike, overwrite: bool = False,
+              what: str = "table") -> Path:
+    """Write ``df`` as CSV atomically (temporary file renamed on success); no clobber
+    unless ``overwrite``."""
+    from utils.files import atomic_output
+
+    with atomic_output(path, overwrite=overwrite, what=what) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    return Path(path).absolute()

@@ -1,0 +1,247 @@
+"""The mass-balance demo: real WGMS glacier-years, demo scenes, mapped vs true AAR.
+
+``demo_years.json`` holds a few Alpine glaciers' real glacier-years (observed
+AAR, ELA and annual balance, WGMS FoG 2021-05 and OGGM's ``mbdata``; made by
+:func:`choose_demo_years`, see ``python -m utils.massbalance.demo --help``).
+
+:func:`run_demo` builds the glacier time series from per-scene statistics CSVs,
+picks the end-of-season scene of each year, and scores the balance regressed on
+the **mapped** AAR against the same regression on the **true** (WGMS) AAR of the
+same glacier-years. Without statistics CSVs it writes its own from demo class
+maps (three scenes per glacier-year: mid-July with a lower snow line, the end of
+season with the snow line placed so that the true AAR is the WGMS one, and late
+September with cloud over the upper glacier), which stand in for scenes mapped
+by the CNN until the demo scene generator renders them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from utils.files import atomic_output, check_output
+from utils.massbalance.common import MassBalanceError, concat_dropped
+from utils.massbalance.regression import evaluate, plot_scatter
+from utils.massbalance.series import collect_series, end_of_season
+from utils.massbalance.wgms import ID_LUT as ID_LUT_NAME
+from utils.massbalance.wgms import OVERVIEW as OVERVIEW_NAME
+from utils.massbalance.wgms import glacier_years, join_balances
+
+DEMO_YEARS = Path(__file__).with_name("demo_years.json")
+ALPS = ("AT", "CH", "FR", "IT")
+ATTRIBUTION = ("WGMS (2021): Fluctuations of Glaciers Database, doi 10.5904/wgms-fog-2021-05 "
+               "(AAR, ELA); annual balances and RGI links from OGGM's WGMS sample data (mbdata)")
+PIXEL_M = 20.0
+
+
+def choose_demo_years(wgms_dir: str | Path, n_glaciers: int = 4, n_years: int = 10,
+                      countries: Sequence[str] = ALPS) -> pd.DataFrame:
+    """Real glacier-years for the demo: the ``n_glaciers`` glaciers of ``countries`` with
+    an RGI 6.0 id and the most years having both an observed AAR and a balance, each
+    with its latest ``n_years`` such years (columns as :func:`glacier_years`)."""
+    t, _ = glacier_years(wgms_dir)
+    t = t[t["country"].isin(countries) & t["RGIId"].str.startswith("RGI60-")
+          & t["aar"].notna()]
+    counts = t.groupby("WGMS_ID").size().sort_values(ascending=False, kind="stable")
+    ids = counts.index[counts >= n_years][:n_glaciers]
+    if len(ids) < n_glaciers:
+        raise MassBalanceError(f"{wgms_dir}: only {len(ids)} glacier(s) in {', '.join(countries)}"
+                               f" with {n_years} years of AAR and balance")
+    t = t[t["WGMS_ID"].isin(ids)].sort_values(["WGMS_ID", "year"])
+    return t.groupby("WGMS_ID").tail(n_years).reset_index(drop=True)
+
+
+def load_demo_years(path: str | Path = DEMO_YEARS) -> pd.DataFrame:
+    """The committed demo glacier-years (columns as :func:`glacier_years`)."""
+    return pd.DataFrame(json.loads(Path(path).read_text())["glacier_years"])
+
+
+def save_demo_years(years: pd.DataFrame, path: str | Path, overwrite: bool = False) -> None:
+    """Write chosen glacier-years as the demo's JSON, with attribution."""
+    doc = {"source": ATTRIBUTION, "units": {"aar": "fraction 0..1", "ela_m": "m a.s.l.",
+                                            "balance_mwe": "m w.e."},
+           "glacier_years": json.loads(years.to_json(orient="records"))}
+    with atomic_output(path, overwrite=overwrite, what="demo glacier-years") as tmp:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def write_tiny_wgms(folder: str | Path, n_glaciers: int = 5, n_years: int = 8,
+                    seed: int = 0) -> Path:
+    """A made-up WGMS folder in the published layout (for tests and the notebook's
+    headless run without ``../shared``): balance = 2.5 x AAR - 1.3 m w.e. + noise,
+    ELA from the AAR, plus one ELA bound, one year without a balance and one
+    overview row without AAR or ELA. Returns ``folder``."""
+    rng = np.random.default_rng(seed)
+    d = Path(folder)
+    (d / "fog-2021-05").mkdir(parents=True, exist_ok=True)
+    (d / "mbdata").mkdir(exist_ok=True)
+    ov = ['"POLITICAL_UNIT","NAME","WGMS_ID","Year","ELA_PREFIX","ELA","AAR","REMARKS"']
+    lut = ['"POLITICAL_UNIT","NAME","WGMS_ID","RGI_ID"']
+    links = ["Made-up RGI links", "for the tiny WGMS folder", "RGIId,Name,FoGId"]
+    for g in range(n_glaciers):
+        wid, rgi, name = 9000 + g, f"RGI60-11.9{g:04d}", f"GLETSCHER Ö{g}"
+        lut.append(f'"CH","{name}",{wid},"{rgi}"')
+        links.append(f"{rgi},{name},{wid:04d}")
+        mb = ["YEAR,WGMS_ID,POLITICAL_UNIT,NAME,AREA,ANNUAL_BALANCE,RGI_ID"]
+        z0 = 2800 + 150 * g
+        for y in range(2010, 2010 + n_years):
+            aar = float(np.clip(rng.normal(0.45, 0.18), 0.02, 0.95))
+            b = 2.5 * aar - 1.3 + rng.normal(0, 0.15)
+            ela, pre = z0 + 600 * (0.5 - aar) + rng.normal(0, 20), ""
+            if g == 0 and y == 2011:
+                pre, ela = ">", z0 + 800
+            ov.append(f'"CH","{name}",{wid},{y},"{pre}",{ela:.0f},{aar * 100:.0f},""')
+            mb.append(f"{y},{wid},CH,{name},1.0,{'' if g == 1 and y == 2012 else round(b * 1000)},"
+                      f"{rgi}")
+        ov.append(f'"CH","{name}",{wid},{2010 + n_years},"",,,"period only"')
+        (d / "mbdata" / f"mbdata_WGMS-{wid:05d}.csv").write_text("\n".join(mb) + "\n")
+    (d / OVERVIEW_NAME).write_text("\n".join(ov) + "\n", encoding="latin-1")
+    (d / ID_LUT_NAME).write_text("\n".join(lut) + "\n", encoding="latin-1")
+    (d / "00_rgi60_links.csv").write_text("\n".join(links) + "\n")
+    return d
+
+
+# ----------------------------------------------------------------------------- demo scenes
+
+
+def _glacier(k: int) -> tuple[object, np.ndarray, object, np.ndarray]:
+    """Demo glacier k: (outline polygon, DEM (H, W) in m, transform, glacier mask (H, W))."""
+    from rasterio.features import rasterize
+    from rasterio.transform import from_origin
+    from shapely.affinity import scale
+    from shapely.geometry import Point
+
+    h, w = 48, 96
+    transform = from_origin(600_000.0 + 5000 * k, 5_200_000.0, PIXEL_M, PIXEL_M)
+    cx, cy = transform * (w / 2, h / 2)
+    outline = scale(Point(cx, cy).buffer(1.0), xfact=w * PIXEL_M * 0.46,
+                    yfact=h * PIXEL_M * 0.42)
+    rng = np.random.default_rng(k)
+    cols, rows = np.meshgrid(np.arange(w), np.arange(h))
+    dem = (2500.0 + 100 * k + 10.0 * cols + 0.08 * (rows - h / 2) ** 2
+           + rng.normal(0, 3, (h, w)))
+    mask = rasterize([(outline, 1)], out_shape=(h, w), transform=transform).astype(bool)
+    return outline, dem, transform, mask
+
+
+def _class_map(dem: np.ndarray, mask: np.ndarray, aar: float, cloud_top: float = 0.0
+               ) -> np.ndarray:
+    """Snow above the altitude that makes ``aar`` of the glacier's pixels, ice below,
+    debris on the lowest 5 %; cloud on the highest ``cloud_top`` fraction."""
+    from utils.study import CLASS_INDEX
+
+    z = dem[mask]
+    cls = np.full(dem.shape, CLASS_INDEX["ice"], dtype=np.int16)
+    n_snow = int(round(np.clip(aar, 0, 1) * z.size))
+    order = np.argsort(-z)
+    flat = np.full(z.size, CLASS_INDEX["ice"], dtype=np.int16)
+    flat[order[:n_snow]] = CLASS_INDEX["snow"]
+    flat[order[int(0.95 * z.size):]] = CLASS_INDEX["debris"]
+    flat[order[:int(round(cloud_top * z.size))]] = CLASS_INDEX["cloud"]
+    cls[mask] = flat
+    return cls
+
+
+def write_demo_stats(out_dir: str | Path, years: pd.DataFrame) -> list[Path]:
+    """Statistics CSVs of the demo scenes (three per glacier-year), named by the
+    file-name rule (``S2_<YYYYMMDD>.csv``, one per date, all glaciers in it)."""
+    import geopandas as gpd
+
+    from utils.mapping.glacier_stats import glacier_stats
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = list(pd.unique(years["RGIId"]))
+    glaciers = {g: _glacier(k) for k, g in enumerate(ids)}
+    scenes: dict[str, list[pd.DataFrame]] = {}
+    for rec in years.itertuples(index=False):
+        outline, dem, transform, mask = glaciers[rec.RGIId]
+        gdf = gpd.GeoDataFrame({"RGIId": [rec.RGIId]}, geometry=[outline], crs=32632)
+        for date, aar, cloud in ((f"{rec.year}0715", min(1.0, rec.aar + 0.25), 0.0),
+                                 (f"{rec.year}0905", rec.aar, 0.0),
+                                 (f"{rec.year}0925", rec.aar, 0.5)):
+            cls = _class_map(dem, mask, aar, cloud)
+            st = glacier_stats(cls, gdf, transform, 32632, dem=dem)
+            scenes.setdefault(date, []).append(st)
+    paths = []
+    for date, parts in sorted(scenes.items()):
+        p = out / f"S2_{date}.csv"
+        with atomic_output(p, overwrite=True, what="demo statistics CSV") as tmp:
+            pd.concat(parts, ignore_index=True).to_csv(tmp, index=False, float_format="%.10g")
+        paths.append(p)
+    return paths
+
+
+def run_demo(out_dir: Path, stats_csvs: Sequence[Path] | None = None,
+             years: pd.DataFrame | None = None) -> dict:
+    """Series, end-of-season pick and regressions on the demo glacier-years.
+
+    Args:
+        out_dir: demo folder; results go to ``out_dir/massbalance/``.
+        stats_csvs: per-scene statistics CSVs of the mapped demo scenes (named by
+            the file-name rule); default: written from demo class maps (module
+            docstring).
+        years: real glacier-years (default: ``demo_years.json``).
+
+    Returns the key numbers: r and RMSE (m w.e.) of the pooled leave-one-glacier-out
+    and glacier-specific leave-one-year-out regressions on the mapped AAR and on the
+    true AAR of the same glacier-years, and the ratios mapped r / true r.
+    """
+    import matplotlib.pyplot as plt
+
+    from utils.plots import save_figure
+
+    res = Path(out_dir) / "massbalance"
+    res.mkdir(parents=True, exist_ok=True)
+    years = load_demo_years() if years is None else years
+    stand_in = stats_csvs is None
+    if stand_in:
+        stats_csvs = write_demo_stats(res / "stats", years)
+    series, d1 = collect_series(stats_csvs)
+    eos = end_of_season(series)
+    links = years[["RGIId", "WGMS_ID"]].drop_duplicates()
+    table, d2 = join_balances(eos, years, links, source="demo series")
+    mapped = evaluate(table, ["aar"], glacier="RGIId")
+    true = evaluate(table, ["wgms_aar"], glacier="RGIId")
+    out = {"glacier_years": len(table), "glaciers": int(table["RGIId"].nunique()),
+           "mapped_with": "demo class maps (stand-in)" if stand_in else "given statistics CSVs",
+           "aar_mae": float((table["aar"] - table["wgms_aar"]).abs().mean())}
+    for name, ev in (("mapped", mapped), ("true", true)):
+        for scheme in ("pooled_logo", "specific_loyo"):
+            s = ev.scores.loc[scheme]
+            out[f"{name}_{scheme}_r"] = float(s["r"])
+            out[f"{name}_{scheme}_rmse_mwe"] = float(s["rmse_mwe"])
+    for scheme in ("pooled_logo", "specific_loyo"):
+        out[f"ratio_{scheme}_r"] = out[f"mapped_{scheme}_r"] / out[f"true_{scheme}_r"]
+    for name, df in (("series.csv", series), ("end_of_season.csv", eos),
+                     ("dropped.csv", concat_dropped(d1, d2))):
+        with atomic_output(res / name, overwrite=True, what=name) as tmp:
+            df.to_csv(tmp, index=False)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+    plot_scatter(mapped, "pooled_logo", "mapped AAR, leave one glacier out", "RGIId", axes[0])
+    plot_scatter(true, "pooled_logo", "true AAR, leave one glacier out", "RGIId", axes[1])
+    save_figure(fig, res / "demo_scatter")
+    plt.close(fig)
+    out["results"] = str(res)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m utils.massbalance.demo WGMS_DIR``: rewrite ``demo_years.json``."""
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("wgms_dir", help="folder laid out as ../shared/data/wgms")
+    ap.add_argument("--out", default=str(DEMO_YEARS))
+    ap.add_argument("--overwrite", action="store_true")
+    a = ap.parse_args(argv)
+    check_output(a.out, a.overwrite, "demo glacier-years")
+    save_demo_years(choose_demo_years(a.wgms_dir), a.out, a.overwrite)
+    print(a.out)
+
+
+if __name__ == "__main__":
+    main()
