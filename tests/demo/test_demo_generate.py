@@ -256,10 +256,3 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path) -> None:
         demo_data.generate(foreign, size="tiny")
     assert (foreign / "thesis.txt").read_text() == "precious"
     assert not list(tmp_path.glob(".*partial*"))
-
-
-def test_sun_position_is_plausible() -> None:
-    az, el = demo_data.sun_position(46.85, 10.75, "20190621", solar_hour=12.0)
-    assert az == pytest.approx(180.0, abs=0.5) and el == pytest.approx(66.6, abs=1.0)
-    az, el = demo_data.sun_position(61.65, 7.1, "20190911")
-    assert 140 < az < 170 and 25 < el < 35

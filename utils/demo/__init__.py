@@ -1,0 +1,1 @@
+"""Demo: a generated world in the study's layout, and the `make demo` driver."""
