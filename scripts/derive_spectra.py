@@ -3,12 +3,12 @@
 Reads the measured training points of glacier-snow-cover-mapping (R. Aberle et al.,
 MIT licence) once and writes per-class means and 6 x 6 covariances of the bands
 B2, B3, B4, B8, B11, B12 (= blue, green, red, nir, swir1, swir2) to
-``utils/spectra_s2.json``. That JSON is committed; the generator never needs
+``utils/demo/spectra_s2.json``. That JSON is committed; the generator never needs
 the CSV.
 
 Usage::
 
-    python scripts/derive_spectra.py [CSV] [--out utils/spectra_s2.json]
+    python scripts/derive_spectra.py [CSV] [--out utils/demo/spectra_s2.json]
 
 CSV defaults to ``../shared/data/spectra/Sentinel-2_SR_training_data.csv``.
 Robustness: per class, points with a missing band or any band outside that
@@ -29,7 +29,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "spectra" / "Sentinel-2_SR_training_data.csv"
-DEFAULT_OUT = ROOT / "utils" / "spectra_s2.json"
+DEFAULT_OUT = ROOT / "utils" / "demo" / "spectra_s2.json"
 
 #: Sentinel-2 band of each optical feature (utils.study.OPTICAL order).
 BANDS: dict[str, str] = {

@@ -5,7 +5,7 @@ Sentinel-2 B2, B3, B4, B8, B11, B12). Each class has a mean (6,) and a
 covariance (6, 6) of surface reflectance (dimensionless).
 
 Measured classes (snow, ice, debris, water and shadowed snow) come from
-``utils/spectra_s2.json``, written by ``scripts/derive_spectra.py`` from the
+``utils/demo/spectra_s2.json``, written by ``scripts/derive_spectra.py`` from the
 Sentinel-2 training points of glacier-snow-cover-mapping (R. Aberle, E. Enderlin
 et al., MIT licence; see the attribution in the JSON). Firn, refrozen-like and
 cloud are not in that data; their means and standard deviations below are set
