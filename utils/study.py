@@ -77,6 +77,9 @@ FEATURE_SETS: dict[int, tuple[str, ...]] = {
 }
 ALL_GROUPS: tuple[str, ...] = FEATURE_SETS[4]
 
+#: The study's cross-validation folds are 0 .. N_FOLDS - 1 (a patch name's first field).
+N_FOLDS: int = 6
+
 
 def feature_indices(groups: Iterable[str] = ALL_GROUPS) -> list[int]:
     """Channel indices (sorted, unique) for a list of group or feature names.
