@@ -52,7 +52,7 @@ def golden(reference_dir: Path):
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> Path:
     """A generated ``tiny`` demo dataset (seed 0) with its pack, shared by all tests."""
-    from utils.data.patches import pack_patches
+    from utils.data.pack import pack_patches
     from utils.demo.generate import generate
 
     out = tmp_path_factory.mktemp("tiny_demo")

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print("reusing the existing demo dataset")
     pack = data / "patches.h5"
     if not pack.exists():
-        from utils.data.patches import pack_patches
+        from utils.data.pack import pack_patches
 
         pack_patches(data / "patches", pack)
 

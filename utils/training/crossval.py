@@ -28,7 +28,7 @@ from utils.model import build_cnn_model, load_model, save_weights
 from utils.study import N_CLASSES
 
 if TYPE_CHECKING:
-    from utils.data.patches import PatchSet
+    from utils.data.loading import PatchSet
 
 STAGES = ("beforeconfidentlearning", "afterconfidentlearning")
 LOG_COLUMNS = ("epoch", "categorical_accuracy", "loss", "miou", "val_categorical_accuracy",
@@ -167,7 +167,7 @@ def train_model(
     weights. Skips a model that is complete unless ``force``. ``stop_after_epoch``
     ends the run early as an interruption would (for tests), leaving the checkpoint.
     """
-    from utils.data.patches import make_tf_dataset
+    from utils.training.inputs import make_tf_dataset
 
     if paths.complete and not force:
         return paths.weights
@@ -237,7 +237,7 @@ def cross_validate(
     ``probs`` (N, 8) for every patch (excluded ones too, so the unpruned test set can
     be scored) and per fold ``val_index`` / ``val_probs`` for calibration.
     """
-    from utils.data.patches import sample_weights
+    from utils.training.inputs import sample_weights
 
     folds = data.meta["fold"].to_numpy()
     glaciers = data.meta["glacier"].to_numpy()
