@@ -6,7 +6,7 @@ Without DATASET_DIR a demo dataset is generated with ``python -m utils.demo.gene
 --size small`` in a temporary folder (or, if utils.demo.generate is not available, a
 synthetic folder of ``--synthetic`` random patches). The dataset is packed into a
 temporary .h5, then the fold (default: the largest) is read with
-``utils.data.patches.load_patches`` from the folder and from the pack, best of ``--repeat``
+``utils.data.loading.load_patches`` from the folder and from the pack, best of ``--repeat``
 (at least; fast reads are repeated for a second, as timeit does), raw values (no
 normalisation). For context it also times a plain rasterio loop
 with GDAL's default settings (which list the folder on every open).
@@ -34,15 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from utils.data.patches import (  # noqa: E402
-    N_FOLDS,
-    PATCH_SIZE,
-    list_patch_files,
-    load_patches,
-    pack_patches,
-    write_patch,
-)
-from utils.study import CLASSES, N_FEATURES  # noqa: E402
+from utils.data.files import write_patch  # noqa: E402
+from utils.data.loading import load_patches  # noqa: E402
+from utils.data.names import list_patch_files  # noqa: E402
+from utils.data.pack import pack_patches  # noqa: E402
+from utils.study import CLASSES, N_FEATURES, N_FOLDS, PATCH_SIZE  # noqa: E402
 
 
 def make_synthetic_patches(folder: Path, n: int, seed: int = 0) -> Path:
