@@ -66,19 +66,22 @@ def read_table(path: str | os.PathLike, columns: tuple[str, ...], encoding: str 
         more = " ..." if df.shape[1] > 12 else ""
         raise MassBalanceError(f"{p}: missing column(s) {', '.join(missing)} "
                                f"(has {', '.join(df.columns[:12])}{more})")
-    df = df.apply(lambda s: s.str.strip())
+    for c in columns:
+        df[c] = df[c].str.strip()
     df["_row"] = range(skip + 2, skip + 2 + len(df))
     return df
 
 
 def numeric(df: pd.DataFrame, column: str, path: str | os.PathLike) -> pd.Series:
-    """``df[column]`` as float (empty -> NaN); a non-numeric value raises, naming file and row."""
+    """``df[column]`` as float (empty -> NaN); a non-numeric value raises, naming file
+    (``df["_file"]`` where present, else ``path``) and row."""
     raw = df[column]
     val = pd.to_numeric(raw.where(raw != ""), errors="coerce")
     bad = val.isna() & (raw != "")
     if bad.any():
         i = bad.to_numpy().nonzero()[0][0]
-        raise MassBalanceError(f"{path}: row {df['_row'].iloc[i]}: {column} is not a number "
+        where = df["_file"].iloc[i] if "_file" in df else path
+        raise MassBalanceError(f"{where}: row {df['_row'].iloc[i]}: {column} is not a number "
                                f"({raw.iloc[i]!r})")
     return val.astype(float)
 

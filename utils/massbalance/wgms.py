@@ -110,25 +110,26 @@ def read_balances(paths: str | os.PathLike | list) -> tuple[pd.DataFrame, pd.Dat
             raise MassBalanceError(f"{folder}: no CSV files")
     else:
         files = [Path(p) for p in paths]
-    parts, drops = [], []
-    for f in files:
-        df = read_table(f, ("YEAR", "WGMS_ID", "ANNUAL_BALANCE"))
-        t = pd.DataFrame({"WGMS_ID": numeric(df, "WGMS_ID", f), "year": numeric(df, "YEAR", f),
-                          "balance_mwe": numeric(df, "ANNUAL_BALANCE", f) / 1000.0,
-                          "_file": str(f), "_row": df["_row"]})
-        for col in ("WGMS_ID", "year"):
-            if t[col].isna().any():
-                raise MassBalanceError(f"{f}: row {t['_row'][t[col].isna()].iloc[0]}: no {col}")
-        t = t.astype({"WGMS_ID": int, "year": int})
-        none = t["balance_mwe"].isna()
-        drops.append(dropped_table([
-            {"file": str(f), "row": r, "what": f"WGMS {g} {y}", "reason": "no annual balance"}
-            for r, g, y in zip(t["_row"][none], t["WGMS_ID"][none], t["year"][none],
-                               strict=True)]))
-        parts.append(t[~none])
-    out = pd.concat(parts, ignore_index=True)
+    cols = ["YEAR", "WGMS_ID", "ANNUAL_BALANCE"]
+    df = pd.concat([read_table(f, tuple(cols))[[*cols, "_row"]].assign(_file=str(f))
+                    for f in files], ignore_index=True)
+    t = pd.DataFrame({"WGMS_ID": numeric(df, "WGMS_ID", files[0]),
+                      "year": numeric(df, "YEAR", files[0]),
+                      "balance_mwe": numeric(df, "ANNUAL_BALANCE", files[0]) / 1000.0,
+                      "_file": df["_file"], "_row": df["_row"]})
+    for col in ("WGMS_ID", "year"):
+        if t[col].isna().any():
+            i = t[col].isna().to_numpy().nonzero()[0][0]
+            raise MassBalanceError(f"{t['_file'].iloc[i]}: row {t['_row'].iloc[i]}: no {col}")
+    t = t.astype({"WGMS_ID": int, "year": int})
+    none = t["balance_mwe"].isna()
+    dropped = dropped_table([
+        {"file": f, "row": r, "what": f"WGMS {g} {y}", "reason": "no annual balance"}
+        for f, r, g, y in zip(t["_file"][none], t["_row"][none], t["WGMS_ID"][none],
+                              t["year"][none], strict=True)])
+    out = t[~none].reset_index(drop=True)
     check_unique(out, ["WGMS_ID", "year"], files[0].parent, "glacier-year")
-    return out, concat_dropped(*drops)
+    return out, dropped
 
 
 def glacier_years(wgms_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
