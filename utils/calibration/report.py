@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils.calibration import core as cal
-
-KINDS = ("kernel_ridge", "temperature", "isotonic")
+from utils.calibration.calibrators import KINDS, Calibrator, calibrated_confidence
+from utils.calibration.confidence import correctness
+from utils.calibration.fitting import fit_calibrator
+from utils.calibration.portable import save_calibrator
+from utils.calibration.reliability import ece, pool_reliability, reliability
 
 
 @dataclass
@@ -43,13 +45,8 @@ def read_predictions(path: str | os.PathLike) -> list[FoldPredictions]:
     return out
 
 
-def calibrated_confidence(c: cal.Calibrator | None, probs: np.ndarray) -> np.ndarray:
-    """Confidence (N,) of ``probs``: max probability, calibrated by ``c`` if given."""
-    return cal.max_confidence(probs) if c is None else c.calibrate(probs)
-
-
 def fit_all(folds: list[FoldPredictions], out_dir: str | os.PathLike
-            ) -> dict[str, dict[int, cal.Calibrator]]:
+            ) -> dict[str, dict[int, Calibrator]]:
     """Fit every kind of calibrator per fold and save them as portable JSON.
 
     The study's kernel ridge goes to ``{fold}_calibration_model.json``, the
@@ -57,31 +54,31 @@ def fit_all(folds: list[FoldPredictions], out_dir: str | os.PathLike
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fitted: dict[str, dict[int, cal.Calibrator]] = {k: {} for k in KINDS}
+    fitted: dict[str, dict[int, Calibrator]] = {k: {} for k in KINDS}
     for f in folds:
         for kind in KINDS:
-            c = cal.fit_calibrator(kind, f.val_probs, f.val_labels)
+            c = fit_calibrator(kind, f.val_probs, f.val_labels)
             name = "" if kind == "kernel_ridge" else f"{kind}_"
-            cal.save_calibrator(c, out / f"{f.fold}_{name}calibration_model.json")
+            save_calibrator(c, out / f"{f.fold}_{name}calibration_model.json")
             fitted[kind][f.fold] = c
     return fitted
 
 
 def comparison_table(folds: list[FoldPredictions],
-                     fitted: dict[str, dict[int, cal.Calibrator]]) -> pd.DataFrame:
+                     fitted: dict[str, dict[int, Calibrator]]) -> pd.DataFrame:
     """Test ECE_100 per fold and pooled for none / kernel ridge / temperature / isotonic."""
     rows = {}
     pooled: dict[str, list] = {k: [] for k in ("none", *KINDS)}
     for f in folds:
-        ok = cal.correctness(f.test_probs, f.test_labels)
+        ok = correctness(f.test_probs, f.test_labels)
         row = {}
         for kind in ("none", *KINDS):
             c = None if kind == "none" else fitted[kind][f.fold]
-            rel = cal.reliability(calibrated_confidence(c, f.test_probs), ok, 100)
+            rel = reliability(calibrated_confidence(f.test_probs, c), ok, 100)
             pooled[kind].append(rel)
-            row[kind] = cal.ece(rel)
+            row[kind] = ece(rel)
         rows[f"fold {f.fold}"] = row
-    rows["pooled"] = {k: cal.ece(cal.pool_reliability(v)) for k, v in pooled.items()}
+    rows["pooled"] = {k: ece(pool_reliability(v)) for k, v in pooled.items()}
     table = pd.DataFrame(rows).T
     table.index.name = "test ECE_100"
     return table
