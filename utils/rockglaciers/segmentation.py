@@ -1,0 +1,141 @@
+"""Rock-glacier segmentation: the mask layout, a small U-Net, IoU and F1.
+
+Layout (a local export of the Hugging Face ``image-segmentation`` configuration,
+whose examples hold an ``image`` and a ``masks`` PNG): a folder with ``images/``
+and ``masks/`` holding PNGs of the same names; tiles 128 x 128 RGB(A) (as in
+:mod:`utils.rockglaciers.tiles`), masks one band with values {0, 1} or {0, 255}
+(1 / 255 = rock glacier).
+
+Only demo masks (:mod:`utils.rockglaciers.demo`) were available to train and test
+it: it is untested on real image-mask pairs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from utils.rockglaciers.tiles import TILE, RockGlacierError, read_png
+
+
+@dataclass
+class MaskSet:
+    """images (N, 128, 128, 3) uint8, masks (N, 128, 128) uint8 0/1, names (N,), skipped."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    names: list[str]
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """One mask as (128, 128) uint8 0/1; other values or sizes raise RockGlacierError."""
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("L") if im.mode not in ("L", "1", "P") else im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise RockGlacierError(f"{path}: not a readable PNG mask ({e})") from e
+    if arr.shape != (TILE, TILE):
+        raise RockGlacierError(f"{path}: mask is {arr.shape}, expected {TILE} x {TILE}")
+    values = set(np.unique(arr).tolist())
+    if not values <= {0, 1} and not values <= {0, 255}:
+        raise RockGlacierError(f"{path}: mask values {sorted(values)[:6]}; expected 0/1 or 0/255")
+    return (arr > 0).astype(np.uint8)
+
+
+def read_masks(folder: str | os.PathLike, skip_invalid: bool = False) -> MaskSet:
+    """Read the image/mask pairs of ``folder`` (``images/`` and ``masks/``)."""
+    folder = Path(folder)
+    img_dir, mask_dir = folder / "images", folder / "masks"
+    for d in (img_dir, mask_dir):
+        if not d.is_dir():
+            raise RockGlacierError(f"{folder}: no {d.name}/ folder (segmentation layout)")
+    names = sorted(p.name for p in img_dir.iterdir() if p.suffix.lower() == ".png")
+    missing = [n for n in names if not (mask_dir / n).is_file()]
+    if missing:
+        raise RockGlacierError(f"{mask_dir / missing[0]}: mask missing for image "
+                               f"({len(missing)} images without a mask)")
+    images, masks, kept, skipped = [], [], [], []
+    for n in names:
+        try:
+            img, mask = read_png(img_dir / n), read_mask(mask_dir / n)
+        except RockGlacierError as e:
+            if not skip_invalid:
+                raise
+            skipped.append(str(e))
+            continue
+        images.append(img)
+        masks.append(mask)
+        kept.append(n)
+    if not kept:
+        raise RockGlacierError(f"{folder}: no readable image-mask pairs")
+    return MaskSet(np.stack(images), np.stack(masks), kept, skipped)
+
+
+def build_unet(seed: int = 0) -> keras.Model:
+    """Small U-Net: (N, 128, 128, 3) uint8 RGB -> (N, 128, 128, 1) rock-glacier probability."""
+    keras.utils.set_random_seed(seed)
+    L = keras.layers  # noqa: N806
+
+    def block(x, f):
+        for _ in range(2):
+            x = L.Conv2D(f, 3, padding="same", activation="relu")(x)
+        return x
+
+    inp = keras.Input((TILE, TILE, 3))
+    x0 = block(L.Rescaling(1 / 255)(inp), 8)
+    x1 = block(L.MaxPooling2D(2)(x0), 16)
+    x2 = block(L.MaxPooling2D(2)(x1), 32)
+    u1 = block(L.Concatenate()([L.UpSampling2D(2)(x2), x1]), 16)
+    u0 = block(L.Concatenate()([L.UpSampling2D(2)(u1), x0]), 8)
+    return keras.Model(inp, L.Conv2D(1, 1, activation="sigmoid")(u0), name="rock_glacier_unet")
+
+
+def _augment_pairs(images: np.ndarray, masks: np.ndarray, rng: np.random.Generator):
+    xs, ys = [], []
+    for im, m in zip(images, masks, strict=True):
+        k, flip = rng.integers(4), rng.random() < 0.5
+        im, m = np.rot90(im, k), np.rot90(m, k)
+        if flip:
+            im, m = im[:, ::-1], m[:, ::-1]
+        xs.append(np.clip(im.astype(np.float32) * rng.uniform(0.9, 1.1), 0, 255))
+        ys.append(m[..., None].astype(np.float32))
+    return np.stack(xs), np.stack(ys)
+
+
+def train_segmenter(images: np.ndarray, masks: np.ndarray, epochs: int = 10, batch: int = 16,
+                    learning_rate: float = 2e-3, seed: int = 0, progress: bool = True
+                    ) -> keras.Model:
+    """Train the U-Net on (N, 128, 128, 3) uint8 tiles and (N, 128, 128) 0/1 masks."""
+    model = build_unet(seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy")
+    rng = np.random.default_rng(seed)
+    for _ in tqdm(range(epochs), desc="U-Net epochs", disable=not progress, leave=False):
+        order = rng.permutation(len(images))
+        for i in range(0, len(order), batch):
+            x, y = _augment_pairs(images[order[i:i + batch]], masks[order[i:i + batch]], rng)
+            model.train_on_batch(x, y)
+    return model
+
+
+def evaluate_segmenter(model: keras.Model, images: np.ndarray, masks: np.ndarray,
+                       threshold: float = 0.5) -> dict[str, float]:
+    """Pixel IoU and F1 of the rock-glacier class over all tiles (masks (N, 128, 128) 0/1)."""
+    prob = np.concatenate([np.asarray(model(images[i:i + 32].astype(np.float32)))
+                           for i in range(0, len(images), 32)])[..., 0]
+    return iou_f1(masks, prob >= threshold)
+
+
+def iou_f1(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """IoU and F1 (Dice) of boolean/0-1 arrays of equal shape; NaN when both are empty."""
+    t, p = np.asarray(truth, bool), np.asarray(pred, bool)
+    tp, fp, fn = (t & p).sum(), (~t & p).sum(), (t & ~p).sum()
+    denom = tp + fp + fn
+    return {"iou": float(tp / denom) if denom else float("nan"),
+            "f1": float(2 * tp / (2 * tp + fp + fn)) if denom else float("nan")}
