@@ -16,6 +16,7 @@ from utils.calibration import (
     CalibrationError,
     KernelRidgeCalibrator,
     RestrictedPickleError,
+    TemperatureCalibrator,
     fit_kernel_ridge_points,
     kernel_matrix,
     load_calibrator,
@@ -238,3 +239,22 @@ def test_restricted_loads_allowed_classes() -> None:
     assert isinstance(obj.state["X_fit_"], np.ndarray) and obj.state["X_fit_"].shape == (2, 1)
     again = restricted_loads(data, allowed=[KERNEL_RIDGE])
     assert type(again) is not type(obj)  # fresh stand-in classes per load
+
+
+def test_reading_needs_no_scipy(tmp_path: Path) -> None:
+    """utils.calibration imports light: reading stats or calibrators needs neither SciPy nor
+    scikit-learn (normalisation uses restricted_loads for the study's globalminmax.pickle)."""
+    stats = tmp_path / "globalminmax.pickle"
+    stats.write_bytes(pickle.dumps((np.zeros(11, np.float32), np.ones(11, np.float32))))
+    cal = save_calibrator(TemperatureCalibrator(2.0), tmp_path / "t.json")
+    code = (
+        "import sys; sys.modules['scipy'] = None; sys.modules['sklearn'] = None\n"
+        "from pathlib import Path\n"
+        "from utils.calibration import load_calibrator, restricted_loads\n"
+        f"mins, maxs = restricted_loads(Path({str(stats)!r}).read_bytes())\n"
+        f"print(mins.shape[0], maxs.sum(), load_calibrator({str(cal)!r}).temperature)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["11", "11.0", "2.0"]

@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import linalg, optimize
 
 from utils.calibration.calibrators import (
     KINDS,
@@ -92,6 +91,8 @@ def fit_kernel_ridge_points(
     else:
         raise ValueError(f"alpha_mode must be 'sklearn' or 'per_sample', got {alpha_mode!r}")
     A = K + np.diag(diag)  # noqa: N806
+    from scipy import linalg  # here, not at the top: reading calibrators needs no SciPy
+
     try:
         dual = linalg.solve(A, ys, assume_a="pos")
     except np.linalg.LinAlgError:
@@ -178,6 +179,8 @@ def fit_temperature(
 
     def nll(log_t: float) -> float:
         return float(-log_softmax(logp / math.exp(log_t))[rows, y].mean())
+
+    from scipy import optimize
 
     res = optimize.minimize_scalar(
         nll, bounds=(math.log(bounds[0]), math.log(bounds[1])), method="bounded",
