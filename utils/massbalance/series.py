@@ -34,6 +34,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -200,6 +201,10 @@ def plot_series(series: pd.DataFrame, eos: pd.DataFrame, rgi_ids: Sequence[str],
                     label=f"observed < {min_observed:.0%}")
             ax.set_ylabel(label)
         ax_a.set_title(gid, fontsize=9, loc="left")
+    for ax in axes[-1]:
+        loc = mdates.AutoDateLocator(maxticks=6)
+        ax.xaxis.set_major_locator(loc)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
     axes[0, 0].legend(fontsize=7, frameon=False)
     fig.colorbar(sc, ax=axes[:, 1], label="observed fraction", shrink=0.8)
     return fig
