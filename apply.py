@@ -52,29 +52,23 @@ naming the file and the problem; no output is left behind).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
 
-from utils.mapping.outputs import (
-    OutputFolderError,
-    RasterReadError,
-)
-
-from utils.inference.patch import ENGINES
-from utils.mapping.pipeline import (
-    DEFAULT_BATCH,
-    DEFAULT_BLOCK_ROWS,
-    DEFAULT_ENGINE,
-    PROG,
-    map_scene,
-    to_stderr,
-)
-from utils.normalisation import StatsError
-from utils.scene.features import (
-    SceneError,
-)
+from utils.errors import InputError, cli_message
+from utils.inference.engines import DEFAULT_ENGINE, ENGINES
+from utils.inference.patch import DEFAULT_BATCH
+from utils.mapping.pipeline import DEFAULT_BLOCK_ROWS, MapRequest, map_scene
 from utils.study import CLASSES
+
+PROG = "apply.py"
+
+
+def to_stderr(msg: str) -> None:
+    """A status line for the user (stderr)."""
+    print(f"{PROG}: {msg}", file=sys.stderr)
 
 
 def _angle(lo: float, hi: float) -> Callable[[str], float]:
@@ -126,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="glacier outlines (.shp, .geojson, .gpkg; any CRS, reprojected)")
     p.add_argument("--stats", metavar="JSON",
                    help="normalisation statistics (required): our JSON or the study's "
-                   "globalminmax pickle; make them with `python -m utils.data.patches stats "
+                   "globalminmax pickle; make them with `python -m utils.data stats "
                    "DATASET_DIR OUT.json`")
     p.add_argument("--weights_dir", default="weights",
                    help="folder of MODEL_NAME_weights.h5 files (default: weights)")
@@ -149,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the outlines (needs a projected CRS in metres)")
     g.add_argument("--sun_azimuth", type=_angle(0, 360), metavar="DEG",
                    help="sun azimuth, degrees clockwise from north (scene metadata)")
-    g.add_argument("--sun_elevation", type=_angle(-90, 90), metavar="DEG",
+    g.add_argument("--sun_elevation", type=_angle(0, 90), metavar="DEG",
                    help="sun elevation above the horizon, degrees (scene metadata)")
     g = p.add_argument_group("outputs")
     g.add_argument("--confidence_path", help="write a float32 confidence map (0..1, nodata "
@@ -182,19 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that report a user's input problem (not a bug)."""
-    types: list[type[BaseException]] = [
-        SceneError, StatsError, RasterReadError, OutputFolderError, FileExistsError,
-        FileNotFoundError, PermissionError]
-    # imported lazily by map_scene (utils.model imports TensorFlow)
-    for module, name in (("utils.model", "WeightsError"),
-                         ("utils.calibration.core", "CalibrationError")):
-        if module in sys.modules:
-            types.append(getattr(sys.modules[module], name))
-    return tuple(types)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 usage/input error)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
@@ -203,30 +184,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2, already printed)
         return int(e.code or 0)
+    fields = {f.name for f in dataclasses.fields(MapRequest)}
+    request = MapRequest(**{k: v for k, v in vars(args).items() if k in fields},
+                         smoothing=not args.no_smoothing)
     try:
-        summary = map_scene(
-            args.model_name, args.raster, args.output, args.outlines, args.stats,
-            weights_dir=args.weights_dir, dem_path=args.dem_path, slope_path=args.slope_path,
-            shadow_path=args.shadow_path, hillshade_path=args.hillshade_path,
-            proximity_path=args.proximity_path, confidence_path=args.confidence_path,
-            calibration_model=args.calibration_model, smoothing=not args.no_smoothing,
-            derive_features=args.derive_features, sun_azimuth=args.sun_azimuth,
-            sun_elevation=args.sun_elevation, batch_size=args.batch_size,
-            overwrite=args.overwrite, quicklook=args.quicklook, stats_csv=args.stats_csv,
-            resample=args.resample, engine=args.engine, block_rows=args.block_rows,
-            progress=not args.quiet,
-        )
-    except Exception as e:
-        if not isinstance(e, _user_errors()):
-            raise  # a bug: keep the traceback
-        msg = str(e).replace("\n", " ")
-        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        summary = map_scene(request, progress=not args.quiet, log=to_stderr)
+    except (InputError, FileNotFoundError, PermissionError) as e:
+        print(f"{PROG}: error: {cli_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no output written", file=sys.stderr)
         return 130
     to_stderr(f"classified {summary['classified_px']} of {summary['glacier_px']} glacier pixels "
-         f"in {summary['seconds']:.1f} s; wrote {', '.join(summary['outputs'])}")
+              f"in {summary['seconds']:.1f} s; wrote {', '.join(summary['outputs'])}")
     return 0
 
 

@@ -78,7 +78,8 @@ def child(spec: dict) -> None:
 
 def compare_engines(spec: dict) -> None:
     """patch_probs vs Keras predict on the same patches; prints a JSON line."""
-    from utils.inference.patch import gather_patches, pad_features, patch_probs
+    from utils.inference.padding import gather_patches, pad_features
+    from utils.inference.patch import patch_probs
     from utils.model import load_model
 
     model = load_model(spec["weights"])

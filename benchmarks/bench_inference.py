@@ -48,7 +48,8 @@ from utils.inference.dense import (  # noqa: E402
     get_engine,
     per_patch_macs,
 )
-from utils.inference.patch import pad_features, patch_probs  # noqa: E402
+from utils.inference.padding import pad_features
+from utils.inference.patch import patch_probs  # noqa: E402
 from utils.mapping.smoothing import mode_filter_3x3  # noqa: E402
 from utils.model import input_features, load_model  # noqa: E402
 from utils.study import PATCH_SIZE  # noqa: E402
@@ -133,7 +134,9 @@ def demo_scene(scene_dir: Path, weights: Path, stats: Path | None) -> tuple[np.n
     (features derived from the DEM and outlines, sun angles from ``scene.json``)."""
     from utils.mapping.pipeline import plan_features
     from utils.normalisation import load_stats
-    from utils.scene.features import SceneFeatures, SceneRasters, glacier_mask, read_outlines
+    from utils.scene.features import SceneFeatures
+    from utils.scene.raster import SceneRasters
+    from utils.scene.outlines import glacier_mask, read_outlines
 
     meta = json.loads((scene_dir / "scene.json").read_text())
     stats = stats or scene_dir.parents[1] / "stats.json"

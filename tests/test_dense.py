@@ -27,7 +27,7 @@ from utils.inference.dense import (
     fold_weights,
     get_engine,
 )
-from utils.inference.patch import gather_patches
+from utils.inference.padding import gather_patches
 from utils.model import build_cnn_model, load_model
 
 HALF = PATCH // 2

@@ -5,17 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from utils.inference.patch import (
-    HALF,
-    PATCH,
-    confidence,
-    gather_patches,
-    pad_features,
-    pad_window,
-    patch_probs,
-    run_engine,
-    window_rows,
-)
+from utils.study import HALF, PATCH_SIZE
+from utils.inference.padding import gather_patches, pad_features, pad_window, window_rows
+from utils.inference.engines import confidence, run_engine
+from utils.inference.patch import patch_probs
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +62,7 @@ def test_gather_patches_matches_slicing():
     cols = np.array([0, 27, 5, 6])
     got = gather_patches(padded, rows, cols)
     for i, (r, c) in enumerate(zip(rows, cols, strict=True)):
-        np.testing.assert_array_equal(got[i], padded[r : r + PATCH, c : c + PATCH])
+        np.testing.assert_array_equal(got[i], padded[r : r + PATCH_SIZE, c : c + PATCH_SIZE])
 
 
 def test_patch_probs_equals_model_on_each_patch(model6):
@@ -83,7 +76,7 @@ def test_patch_probs_equals_model_on_each_patch(model6):
     got = patch_probs(model6, padded, rows, cols, batch_size=16, progress=seen.append)
     assert got.shape == (rows.size, 8) and got.dtype == np.float32
     assert sum(seen) == rows.size
-    patches = np.stack([padded[r : r + PATCH, c : c + PATCH] for r, c in zip(rows, cols,
+    patches = np.stack([padded[r : r + PATCH_SIZE, c : c + PATCH_SIZE] for r, c in zip(rows, cols,
                                                                              strict=True)])
     ref = model6.predict(patches, verbose=0)
     np.testing.assert_allclose(got, ref, atol=1e-5)
@@ -97,7 +90,7 @@ def test_patch_probs_reuses_compiled_function(model6):
     for n in (40, 33, 64):  # all >= batch: one fixed batch shape
         r = np.arange(n) % 10
         patch_probs(model6, padded, r, r[::-1], batch_size=32)
-    fn = _COMPILED[model6][(32, PATCH, 6)]
+    fn = _COMPILED[model6][(32, PATCH_SIZE, 6)]
     assert fn.experimental_get_tracing_count() == 1
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.calibration import core as calibration
+import utils.calibration as calibration
 from utils.demo.driver import run_notebook
 from utils.model import input_features, load_model
 from utils.study import FACIES_CLASSES

@@ -10,18 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from utils.mapping.outputs import (
-    OutputFolderError,
-    RasterReadError,
-    aux_xml_path,
-    open_raster,
-    qml_path,
-    read_class_names,
-    read_raster,
-    read_window,
-    write_class_map,
-    write_float_map,
-)
+from utils.errors import OutputError, RasterReadError
+from utils.mapping.legend import aux_xml_path, qml_path, read_class_names
+from utils.mapping.outputs import write_class_map, write_float_map
+from utils.scene.raster import open_raster, read_raster, read_window
 
 from utils.mapping import outputs as raster_io
 from utils.study import CLASS_COLORS, CLASSES
@@ -283,7 +275,7 @@ def test_replacing_class_map_by_float_map_drops_stale_sidecars(tmp_path):
 
 def test_missing_folder_is_an_error_naming_it(tmp_path):
     folder = tmp_path / "nope"
-    with pytest.raises(OutputFolderError, match="nope"):
+    with pytest.raises(OutputError, match="nope"):
         write_class_map(folder / "m.tif", _class_map(8, 8), "EPSG:32632", UTM32)
     assert not folder.exists()
     assert _files(tmp_path) == []
@@ -291,7 +283,7 @@ def test_missing_folder_is_an_error_naming_it(tmp_path):
 
 def test_folder_that_is_a_file_is_an_error(tmp_path):
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(OutputFolderError, match="afile"):
+    with pytest.raises(OutputError, match="afile"):
         write_float_map(tmp_path / "afile" / "c.tif", np.ones((4, 4)), "EPSG:32632", UTM32)
 
 
@@ -301,7 +293,7 @@ def test_unwritable_folder_is_an_error_naming_it(tmp_path, monkeypatch):
     if os.geteuid() != 0:  # root ignores permission bits
         folder.chmod(0o555)
         try:
-            with pytest.raises(OutputFolderError, match="ro"):
+            with pytest.raises(OutputError, match="ro"):
                 write_class_map(folder / "m.tif", _class_map(8, 8), "EPSG:32632", UTM32)
         finally:
             folder.chmod(0o755)
@@ -314,7 +306,7 @@ def test_unwritable_folder_is_an_error_naming_it(tmp_path, monkeypatch):
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(raster_io.os, "open", deny)
-    with pytest.raises(OutputFolderError, match=str(folder)) as info:
+    with pytest.raises(OutputError, match=str(folder)) as info:
         write_class_map(folder / "m.tif", _class_map(8, 8), "EPSG:32632", UTM32)
     assert isinstance(info.value, OSError)
     monkeypatch.undo()
@@ -335,7 +327,7 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, stage):
 
         monkeypatch.setattr(raster_io, "_write_class_cog", partial)
     else:
-        monkeypatch.setattr(raster_io, f"_write_class_{stage}", boom)
+        monkeypatch.setattr(raster_io, {"cog": "_write_class_cog", "pam": "write_class_pam", "qml": "write_class_qml"}[stage], boom)
     with pytest.raises(RuntimeError, match="injected"):
         write_class_map(tmp_path / "m.tif", _class_map(30, 30), "EPSG:32632", UTM32)
     assert _files(tmp_path) == []
@@ -361,7 +353,7 @@ def test_failed_overwrite_keeps_old_file(tmp_path, monkeypatch):
     a = _class_map(30, 30, seed=3)
     write_class_map(target, a, "EPSG:32632", UTM32)
     before = {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)}
-    monkeypatch.setattr(raster_io, "_write_class_pam", lambda aux: 1 / 0)
+    monkeypatch.setattr(raster_io, "write_class_pam", lambda aux: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         write_class_map(target, _class_map(30, 30, seed=4), "EPSG:32632", UTM32, overwrite=True)
     assert {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)} == before

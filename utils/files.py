@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from utils.errors import OutputError, OutputExistsError, about
+from utils.errors import OutputError, OutputExistsError
 
 # Longest suffix a writer adds to a temporary name: ".<8 hex>.tmp" plus sidecars
 # such as ".src.tif" or ".aux.xml" (GDAL PAM of a temporary ".src.tif").
@@ -62,8 +62,8 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, what: str = "
                 raise OutputError(errno.EEXIST, f"{what} would overwrite an input file",
                                   str(path))
         if not overwrite:
-            raise about(OutputExistsError(errno.EEXIST, f"{what} exists; replacing it was "
-                                          "not asked for", str(path)), "overwrite")
+            raise OutputExistsError(errno.EEXIST, f"{what} exists; pass overwrite to replace "
+                                    "it", str(path)).about("overwrite")
     return target
 
 
@@ -84,7 +84,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_cleans_up() -> Iterator[None]:
+def sigterm_cleans_up() -> Iterator[None]:
     """Turn SIGTERM into an exception (so ``finally`` blocks run) while open."""
     global _guard_depth, _guard_previous
     main = threading.current_thread() is threading.main_thread()
@@ -136,12 +136,13 @@ def publish(tmp: Path, target: Path, overwrite: bool) -> None:
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise about(OutputExistsError(errno.EEXIST, "exists; replacing it was not asked for",
-                                      str(target)), "overwrite") from None
+        raise OutputExistsError(errno.EEXIST, "was created meanwhile (by another run?); pass "
+                                "overwrite to replace it", str(target)).about("overwrite") from None
     except OSError:  # no hard links on this file system: check, then rename
         if target.exists():
-            raise about(OutputExistsError(errno.EEXIST, "exists; replacing it was not asked "
-                                          "for", str(target)), "overwrite") from None
+            raise OutputExistsError(errno.EEXIST, "was created meanwhile (by another run?); "
+                                    "pass overwrite to replace it", str(target)
+                                    ).about("overwrite") from None
         os.replace(tmp, target)
         return
     os.unlink(tmp)
@@ -168,7 +169,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False,
     taken back; an existing ``path`` is replaced only when ``overwrite`` is true.
     """
     target = check_output(path, overwrite, what)
-    with _sigterm_cleans_up():
+    with sigterm_cleans_up():
         tmp = reserve_temp(target)
         published: list[Path] = []
         try:

@@ -14,6 +14,7 @@ import h5py
 import keras
 import numpy as np
 
+from utils.errors import WeightsError
 from utils.study import N_CLASSES
 
 FILTERS = 64
@@ -21,10 +22,6 @@ DENSE_UNITS = 32
 DROPOUT = 0.5
 #: Weighted layers in the order the study's files store them.
 WEIGHTED_LAYERS = ("conv", "bn") * 6 + ("dense",) * 3
-
-
-class WeightsError(ValueError):
-    """A file is not a weight file of this architecture."""
 
 
 @keras.saving.register_keras_serializable(package="glacier_facies")

@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from utils.errors import StatsError
+from utils.files import atomic_output
 from utils.study import FEATURES, N_FEATURES
 
 HOW_TO_MAKE = (
-    "make them with `python -m utils.data.patches stats DATASET_DIR OUT.json` "
+    "make them with `python -m utils.data stats DATASET_DIR OUT.json` "
     "(or use the study's globalminmax.pickle)"
 )
-
-
-class StatsError(ValueError):
-    """Normalisation statistics are missing or malformed."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +63,20 @@ def stats_from_array(x: np.ndarray) -> Stats:
     return Stats(np.nanmin(flat, axis=0), np.nanmax(flat, axis=0))
 
 
-def save_stats(stats: Stats, path: str | os.PathLike) -> None:
+def save_stats(stats: Stats, path: str | os.PathLike, overwrite: bool = True) -> None:
     """Write statistics as readable JSON (via a temporary file, then renamed)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(stats.to_dict(), indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_output(path, overwrite, what="statistics") as tmp:
+        tmp.write_text(json.dumps(stats.to_dict(), indent=2) + "\n")
+
+
+def check_ranges(stats: Stats) -> None:
+    """StatsError naming the first feature whose range is empty (max == min) or inverted."""
+    for name, lo, hi in zip(FEATURES, stats.min, stats.max, strict=True):
+        if hi < lo:
+            raise StatsError(f"feature {name}: max {hi:g} is below min {lo:g}")
+        if hi == lo:
+            raise StatsError(f"feature {name}: min == max ({lo:g}), so every value of it "
+                             "would normalise to the same number")
 
 
 def load_stats(path: str | os.PathLike | None) -> Stats:
@@ -83,8 +88,10 @@ def load_stats(path: str | os.PathLike | None) -> Stats:
         raise StatsError(f"{path}: normalisation statistics not found; {HOW_TO_MAKE}")
     raw = path.read_bytes()
     try:
-        if raw[:1] == b"\x80":  # pickle protocol >= 2
-            mins, maxs = pickle.loads(raw)
+        if raw[:1] == b"\x80":  # pickle protocol >= 2: numbers and arrays only, no code
+            from utils.calibration.study_pickle import restricted_loads
+
+            mins, maxs = restricted_loads(raw)
         else:
             data = json.loads(raw)
             if list(data.get("features", FEATURES)) != list(FEATURES):
@@ -92,7 +99,9 @@ def load_stats(path: str | os.PathLike | None) -> Stats:
                     f"{path}: features {data.get('features')} differ from {list(FEATURES)}"
                 )
             mins, maxs = data["min"], data["max"]
-        return Stats(np.asarray(mins, dtype=np.float64), np.asarray(maxs, dtype=np.float64))
+        stats = Stats(np.asarray(mins, dtype=np.float64), np.asarray(maxs, dtype=np.float64))
+        check_ranges(stats)
+        return stats
     except StatsError as err:
         raise StatsError(f"{path}: {err}") from None
     except Exception as err:  # noqa: BLE001 - any parse failure is the same user error

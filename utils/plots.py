@@ -112,7 +112,7 @@ def read_logs(logs_dir: str | os.PathLike, stage: str, k: int = 6) -> list[pd.Da
 def plot_reliability(rel, ece100: float, ax: plt.Axes | None = None, title: str = "",
                      label: str = "", color: str = "tab:blue", hist: bool = True,
                      ece_y: float = 0.04) -> plt.Axes:
-    """Reliability diagram of a ``utils.calibration.core.Reliability`` (e.g. 25 bins).
+    """Reliability diagram of a ``utils.calibration.Reliability`` (e.g. 25 bins).
 
     Accuracy vs mean confidence per bin, the diagonal, ECE_100 in the lower right
     corner (at height ``ece_y``, axes fraction) and, with ``hist``, a histogram of

@@ -40,6 +40,8 @@ FACIES_INDICES: tuple[int, ...] = tuple(CLASS_INDEX[c] for c in FACIES_CLASSES)
 
 #: Side of the study's square patches (pixels); the centre pixel is (16, 16).
 PATCH_SIZE: int = 33
+#: Pixels from the centre to the patch edge (16): the padding every engine needs.
+HALF: int = PATCH_SIZE // 2
 
 #: The 11 input features in channel order (H, W, C arrays use this C order).
 FEATURES: tuple[str, ...] = (

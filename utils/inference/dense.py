@@ -70,7 +70,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.inference.patch import gather_patches
+from utils.inference.padding import gather_patches
 from utils.model import FILTERS
 from utils.study import PATCH_SIZE
 

@@ -35,6 +35,7 @@ from rasterio.features import rasterize
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from utils.files import atomic_output
 from utils.mapping.outputs import CLASS_NODATA
 from utils.study import CLASS_INDEX, CLASSES, N_CLASSES
 
@@ -247,8 +248,6 @@ def glacier_stats(
 
 def write_stats_csv(df: pd.DataFrame, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write the statistics as CSV via a temporary file renamed on success (no clobber)."""
-    from utils.scene.features import atomic_file
-
-    with atomic_file(path, overwrite) as tmp:
+    with atomic_output(path, overwrite, what="statistics CSV") as tmp:
         df.to_csv(tmp, index=False, float_format="%.10g")
     return Path(path).absolute()

@@ -1,33 +1,20 @@
-"""GeoTIFF reading and writing (rasterio) for scenes, class maps and confidence maps.
+"""Writing the maps: class and float maps as Cloud-Optimized GeoTIFFs, and quicklooks.
 
-Reading: :func:`read_raster` (whole raster), :func:`open_raster` (a rasterio
-dataset for windowed work) with :func:`read_window`; errors name the file.
-
-Writing: :func:`write_class_map` and :func:`write_float_map` write
+:func:`write_class_map` and :func:`write_float_map` write
 Cloud-Optimized GeoTIFFs (GDAL "COG" driver: 512 x 512 tiles, DEFLATE with a
 predictor, internal overviews halving the size until it fits in one tile).
 Overviews ignore nodata: class maps get a mode (ties -> smallest class)
 computed here by :func:`class_overviews` (GDAL 3.10's MODE resampling turns
 all-nodata blocks of int16 rasters into 0 = "ice"), float maps GDAL's AVERAGE.
 
-How the class legend is stored (int16 GeoTIFFs cannot hold a TIFF palette, which
-is only allowed for Byte/UInt16):
-
-* ``<file>.aux.xml`` (GDAL PAM sidecar): ``ColorInterp`` Palette, the
-  ``ColorTable`` of :data:`utils.study.CLASS_COLORS` and ``CategoryNames``.
-  GDAL (so QGIS and rasterio's ``colormap(1)``) reads it when opening the file.
-* Inside the TIFF (GDAL_METADATA tag, survives without sidecars): dataset tags
-  ``CLASS_NAMES=ice,snow,...`` and ``CLASS_COLORS=#2e75d6,...`` and the band
-  description.
-* ``<file-without-extension>.qml``: a QGIS style (paletted renderer with class
-  names and colours) that QGIS loads automatically with the raster.
-
 Writes are atomic and non-clobbering: everything is written to temporary files
 in the target folder and renamed into place on success (the GeoTIFF with a
 no-clobber hard link unless ``overwrite``); on any failure no output and no
 temporary file remains. Sidecars of a replaced file that the new one lacks are
 removed. Publishing several files is not atomic as a whole: the GeoTIFF is
-renamed first, then its sidecars (an existing ``<name>.qml`` is replaced).
+renamed first, then its sidecars (an existing ``<name>.qml`` is replaced). The
+class legend (names, colours, QGIS style) is stored as :mod:`utils.mapping.legend`
+describes.
 """
 
 from __future__ import annotations
@@ -52,14 +39,22 @@ from rasterio.io import DatasetReader
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from utils.files import atomic_output
+from utils.mapping.legend import (
+    CLASS_BAND_DESCRIPTION,
+    CLASS_COLORS_TAG,
+    CLASS_NAMES_TAG,
+    aux_xml_path,
+    hex_color,
+    qml_path,
+    write_class_pam,
+    write_class_qml,
+)
 from utils.study import CLASS_COLORS, CLASSES
 
 CLASS_NODATA: int = -9999
 FLOAT_NODATA: float = -9999.0
 BLOCKSIZE: int = 512
-CLASS_BAND_DESCRIPTION = "glacier surface class"
-CLASS_NAMES_TAG = "CLASS_NAMES"
-CLASS_COLORS_TAG = "CLASS_COLORS"
 
 _COG_OPTIONS: dict[str, str] = {
     "BLOCKSIZE": str(BLOCKSIZE),
@@ -75,241 +70,6 @@ _COG_OPTIONS: dict[str, str] = {
 #: Values per row block when float maps are written (float32: 64 MB).
 WRITE_BLOCK_VALUES: int = 1 << 24
 
-
-class RasterReadError(ValueError):
-    """A file exists but is not a readable raster (the message names the file)."""
-
-
-class OutputFolderError(OSError):
-    """The output folder is missing, not a folder, or not writable (message names it)."""
-
-
-@dataclass(frozen=True)
-class RasterMeta:
-    """Georeferencing and layout of a raster.
-
-    ``transform`` maps (col, row) pixel corners to CRS coordinates; ``nodata``
-    is None when the file declares none; ``dtype`` is the numpy name of the
-    stored data type (before any cast by :func:`read_raster`).
-    """
-
-    crs: CRS | None
-    transform: Affine
-    width: int
-    height: int
-    nodata: float | None
-    dtype: str
-    count: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(H, W) in pixels."""
-        return (self.height, self.width)
-
-
-def meta_of(src: DatasetReader) -> RasterMeta:
-    """:class:`RasterMeta` of an open rasterio dataset (nodata and dtype of band 1)."""
-    return RasterMeta(
-        crs=src.crs,
-        transform=src.transform,
-        width=src.width,
-        height=src.height,
-        nodata=src.nodata,
-        dtype=str(src.dtypes[0]),
-        count=src.count,
-    )
-
-
-# ----------------------------------------------------------------------------- reading
-
-
-@contextlib.contextmanager
-def open_raster(path: str | os.PathLike) -> Iterator[DatasetReader]:
-    """Open a raster for (windowed) reading; use as ``with open_raster(p) as src:``.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        RasterReadError: it exists but GDAL cannot read it as a raster.
-    """
-    p = Path(path)
-    name = str(path)
-    if not name.startswith("/vsi"):
-        if not p.exists():
-            raise FileNotFoundError(errno.ENOENT, f"raster file not found: {p}", str(p))
-        if p.is_dir():
-            raise RasterReadError(f"{p} is a folder, not a raster file")
-    try:
-        src = rasterio.open(name)
-    except RasterioIOError as e:
-        raise RasterReadError(f"{p} is not a readable raster: {e}") from e
-    with src:
-        yield src
-
-
-def _band_list(bands: int | Sequence[int] | None, count: int, path: str) -> tuple[list[int], bool]:
-    """1-based band indices and whether the result is (H, W) (single band)."""
-    if bands is None:
-        return list(range(1, count + 1)), count == 1
-    single = isinstance(bands, (int, np.integer))
-    idx = [int(bands)] if single else [int(b) for b in bands]
-    if not idx:
-        raise ValueError(f"no bands requested from {path}")
-    bad = [b for b in idx if not 1 <= b <= count]
-    if bad:
-        raise ValueError(f"{path} has bands 1..{count}; requested {bad} (bands are 1-based)")
-    return idx, single
-
-
-def _finish(data: np.ndarray, single: bool, nodata: float | None, as_float32: bool) -> np.ndarray:
-    """(C, H, W) from rasterio -> (H, W) or (H, W, C), optionally float32 with NaN nodata."""
-    if as_float32:
-        out = data.astype(np.float32)
-        if nodata is not None and not np.isnan(nodata):
-            out[data == nodata] = np.nan
-        data = out
-    if single:
-        return data[0]
-    return np.ascontiguousarray(np.moveaxis(data, 0, -1))
-
-
-def read_raster(
-    path: str | os.PathLike,
-    bands: int | Sequence[int] | None = None,
-    as_float32: bool = False,
-) -> tuple[np.ndarray, RasterMeta]:
-    """Read a whole raster.
-
-    Args:
-        path: raster file (GeoTIFF or anything GDAL reads).
-        bands: None (all bands), one 1-based band index, or a sequence of them.
-        as_float32: cast to float32 and set nodata pixels to NaN.
-
-    Returns:
-        ``(array, meta)``: array (H, W) for one band (an int ``bands`` or a
-        single-band file with ``bands=None``), else (H, W, C) in the order of
-        ``bands``; stored dtype unless ``as_float32``.
-    """
-    with open_raster(path) as src:
-        idx, single = _band_list(bands, src.count, str(path))
-        data = src.read(idx)
-        return _finish(data, single, src.nodata, as_float32), meta_of(src)
-
-
-def read_window(
-    src: DatasetReader,
-    window: Window | tuple[int, int, int, int],
-    bands: int | Sequence[int] | None = None,
-    as_float32: bool = False,
-) -> np.ndarray:
-    """Read a window of an open raster (see :func:`open_raster`).
-
-    Args:
-        src: dataset from :func:`open_raster`.
-        window: rasterio ``Window`` or ``(row_off, col_off, height, width)`` in pixels;
-            must lie inside the raster.
-        bands, as_float32: as in :func:`read_raster`.
-
-    Returns:
-        (h, w) or (h, w, C) array; its georeferencing is ``src.window_transform(window)``.
-    """
-    if not isinstance(window, Window):
-        row_off, col_off, height, width = (int(v) for v in window)
-        window = Window(col_off, row_off, width, height)
-    r0, c0 = int(window.row_off), int(window.col_off)
-    if r0 < 0 or c0 < 0 or r0 + window.height > src.height or c0 + window.width > src.width:
-        raise ValueError(
-            f"window rows {r0}..{r0 + window.height}, cols {c0}..{c0 + window.width} "
-            f"outside {src.name} ({src.height} x {src.width})"
-        )
-    idx, single = _band_list(bands, src.count, src.name)
-    data = src.read(idx, window=window)
-    return _finish(data, single, src.nodata, as_float32)
-
-
-def read_class_names(path: str | os.PathLike) -> list[str] | None:
-    """Class names stored with a class map (the in-TIFF ``CLASS_NAMES`` tag, else the
-    ``CategoryNames`` of the ``.aux.xml`` sidecar); None if neither is present."""
-    with open_raster(path) as src:
-        tag = src.tags().get(CLASS_NAMES_TAG)
-    if tag:
-        return tag.split(",")
-    aux = Path(str(path) + ".aux.xml")
-    if aux.is_file():
-        band = ET.parse(aux).getroot().find("PAMRasterBand[@band='1']")
-        cats = band.find("CategoryNames") if band is not None else None
-        if cats is not None:
-            return [c.text or "" for c in cats.findall("Category")]
-    return None
-
-
-# ----------------------------------------------------------------------------- sidecars
-
-
-def aux_xml_path(path: str | os.PathLike) -> Path:
-    """GDAL PAM sidecar of a raster: ``<file>.aux.xml``."""
-    return Path(str(path) + ".aux.xml")
-
-
-def qml_path(path: str | os.PathLike) -> Path:
-    """QGIS style sidecar that QGIS auto-loads: ``<file-without-extension>.qml``."""
-    return Path(path).with_suffix(".qml")
-
-
-def _hex(rgb: tuple[int, int, int]) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*rgb)
-
-
-def _write_class_pam(aux: Path) -> None:
-    """Add (or replace) band 1 colour table, palette interpretation and category
-    names in a PAM ``.aux.xml``, keeping anything GDAL already put there."""
-    if aux.exists():
-        root = ET.parse(aux).getroot()
-    else:
-        root = ET.Element("PAMDataset")
-    band = root.find("PAMRasterBand[@band='1']")
-    if band is None:
-        band = ET.SubElement(root, "PAMRasterBand", band="1")
-    for tag in ("CategoryNames", "ColorInterp", "ColorTable"):
-        for old in band.findall(tag):
-            band.remove(old)
-    cats = ET.SubElement(band, "CategoryNames")
-    for name in CLASSES:
-        ET.SubElement(cats, "Category").text = name
-    ET.SubElement(band, "ColorInterp").text = "Palette"
-    table = ET.SubElement(band, "ColorTable")
-    for name in CLASSES:
-        r, g, b = CLASS_COLORS[name]
-        ET.SubElement(table, "Entry", c1=str(r), c2=str(g), c3=str(b), c4="255")
-    ET.indent(root)
-    ET.ElementTree(root).write(aux, encoding="unicode")
-
-
-def _write_class_qml(qml: Path) -> None:
-    """QGIS style: paletted renderer on band 1 with class colours and names."""
-    entries = "\n".join(
-        f'        <paletteEntry value="{i}" color="{_hex(CLASS_COLORS[n])}" alpha="255" '
-        f'label="{n}"/>'
-        for i, n in enumerate(CLASSES)
-    )
-    qml.write_text(
-        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-        '<qgis version="3.28.0" styleCategories="AllStyleCategories">\n'
-        "  <pipe>\n"
-        '    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" '
-        'nodataColor="">\n'
-        "      <rasterTransparency/>\n"
-        "      <colorPalette>\n"
-        f"{entries}\n"
-        "      </colorPalette>\n"
-        "    </rasterrenderer>\n"
-        '    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>\n'
-        '    <huesaturation colorizeOn="0" saturation="0" grayscaleMode="0"/>\n'
-        '    <rasterresampler maxOversampling="2"/>\n'
-        "  </pipe>\n"
-        "  <blendMode>0</blendMode>\n"
-        "</qgis>\n",
-        encoding="utf-8",
-    )
 
 
 # ----------------------------------------------------------------------------- writing
@@ -485,99 +245,35 @@ def _write_class_cog(
                 dst.write(ovr, 1)
 
 
-def _link_no_clobber(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``; FileExistsError if ``dst`` exists (atomic where hard links work)."""
-    try:
-        os.link(src, dst)
-    except FileExistsError:
-        raise FileExistsError(
-            errno.EEXIST, f"{dst} exists; pass overwrite=True to replace it", str(dst)
-        ) from None
-    except OSError:  # no hard links on this file system: check, then rename
-        if dst.exists():
-            raise FileExistsError(
-                errno.EEXIST, f"{dst} exists; pass overwrite=True to replace it", str(dst)
-            ) from None
-        os.replace(src, dst)
-        return
-    os.unlink(src)
-
-
-def _reserve_temp(folder: Path, name: str) -> Path:
-    """Create an empty, uniquely named temporary file in ``folder`` (normal permissions)."""
-    for _ in range(100):
-        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise OutputFolderError(
-                e.errno or errno.EACCES,
-                f"cannot write in output folder {folder}: {e.strerror or e}",
-                str(folder),
-            ) from e
-        os.close(fd)
-        return tmp
-    raise OutputFolderError(errno.EEXIST, f"no free temporary name in {folder}", str(folder))
-
-
 def _atomic_write(
     path: str | os.PathLike,
     overwrite: bool,
     write: Callable[[Path], None],
     sidecars: Callable[[Path], dict[Path, Path]] | None = None,
 ) -> Path:
-    """Run ``write(tmp)`` then ``sidecars(tmp)`` (-> {final: tmp file}) and publish.
+    """Run ``write(tmp)`` then ``sidecars(tmp)`` (-> {final: tmp file}) and publish all
+    through :func:`utils.files.atomic_output` (with GDAL's own ``.aux.xml`` of ``tmp``).
 
-    Every temporary file starts with the name of ``tmp``; all are removed on failure.
+    Sidecars of a replaced file that the new one lacks are removed.
     """
     target = Path(path).absolute()
-    folder = target.parent
-    if not folder.is_dir():
-        code, why = (
-            (errno.ENOTDIR, "is not a folder")
-            if folder.exists()
-            else (errno.ENOENT, "does not exist")
-        )
-        raise OutputFolderError(code, f"output folder {folder} {why}", str(folder))
-    if target.is_dir():
-        raise IsADirectoryError(errno.EISDIR, f"{target} is a folder", str(target))
-    if target.exists() and not overwrite:
-        raise FileExistsError(
-            errno.EEXIST, f"{target} exists; pass overwrite=True to replace it", str(target)
-        )
-    tmp = _reserve_temp(folder, target.name)
-    published: list[Path] = []
-    try:
-        write(tmp)
+    replaced = overwrite and target.exists()
+    published: dict[Path, Path] = {}
+
+    def all_sidecars(tmp: Path) -> dict[Path, Path]:
         extra = sidecars(tmp) if sidecars is not None else {}
         gdal_aux = aux_xml_path(tmp)
         if gdal_aux.exists() and aux_xml_path(target) not in extra:
             extra[aux_xml_path(target)] = gdal_aux
-        replaced = overwrite and target.exists()
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _link_no_clobber(tmp, target)
-        published.append(target)
-        for final, src in extra.items():
-            os.replace(src, final)
-            published.append(final)
-        if replaced:  # the old file's sidecars would mislabel the new one
-            for stale in (aux_xml_path(target), qml_path(target)):
-                if stale not in extra and stale.is_file():
-                    stale.unlink()
-    except BaseException:
-        for name in os.listdir(folder):
-            if name.startswith(tmp.name):
-                with contextlib.suppress(OSError):
-                    (folder / name).unlink()
-        if not overwrite:  # what we published is ours alone: take it back
-            for p in published:
-                with contextlib.suppress(OSError):
-                    p.unlink()
-        raise
+        published.update(extra)
+        return extra
+
+    with atomic_output(target, overwrite, sidecars=all_sidecars) as tmp:
+        write(tmp)
+    if replaced:  # the old file's sidecars would mislabel the new one
+        for stale in (aux_xml_path(target), qml_path(target)):
+            if stale not in published and stale.is_file():
+                stale.unlink()
     return target
 
 
@@ -605,7 +301,8 @@ def write_class_map(
         Absolute path of the written GeoTIFF.
 
     Raises:
-        FileExistsError, OutputFolderError, ValueError/TypeError for bad inputs.
+        OutputExistsError (a FileExistsError), OutputError, ValueError/TypeError for
+        bad inputs.
     """
     arr = np.asarray(classes)
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
@@ -626,7 +323,7 @@ def write_class_map(
     data = arr.astype(np.int16, copy=False)
     tags = {
         CLASS_NAMES_TAG: ",".join(CLASSES),
-        CLASS_COLORS_TAG: ",".join(_hex(CLASS_COLORS[n]) for n in CLASSES),
+        CLASS_COLORS_TAG: ",".join(hex_color(CLASS_COLORS[n]) for n in CLASSES),
     }
 
     def write(tmp: Path) -> None:
@@ -634,9 +331,9 @@ def write_class_map(
 
     def sidecars(tmp: Path) -> dict[Path, Path]:
         target = Path(path).absolute()
-        _write_class_pam(aux_xml_path(tmp))
+        write_class_pam(aux_xml_path(tmp))
         tmp_qml = Path(str(tmp) + ".qml")
-        _write_class_qml(tmp_qml)
+        write_class_qml(tmp_qml)
         return {aux_xml_path(target): aux_xml_path(tmp), qml_path(target): tmp_qml}
 
     return _atomic_write(path, overwrite, write, sidecars)
@@ -674,3 +371,64 @@ def write_float_map(
         _write_float_cog(tmp, arr, crs_, transform_, float(nodata), description)
 
     return _atomic_write(path, overwrite, write)
+
+
+# ----------------------------------------------------------------------------- quicklook
+
+
+def save_quicklook(classes: np.ndarray, grid: Any, path: str | os.PathLike, overwrite: bool,
+                   title: str = "", max_px: int = 1600) -> Path:
+    """PNG colour map of a class map (H, W) with a class legend (km² per class).
+
+    Maps larger than ``max_px`` are reduced by a power-of-two mode filter
+    (:func:`class_overviews`). Written via a temporary file.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    from utils.mapping.glacier_stats import pixel_areas_m2
+    from utils.plots import class_rgb
+
+    h, w = classes.shape
+    f = 1
+    while max(h, w) / f > max_px:
+        f *= 2
+    small = classes if f == 1 else class_overviews(
+        classes, [2**k for k in range(1, f.bit_length())])[-1]
+    rgba = np.zeros(small.shape + (4,), dtype=np.float32)
+    for i, name in enumerate(CLASSES):
+        rgba[small == i] = (*class_rgb(name), 1.0)
+    left, bottom, right, top = grid.bounds
+    areas = pixel_areas_m2(grid.crs, grid.transform, np.arange(h))
+    counts = [float(areas[np.nonzero(classes == i)[0]].sum()) / 1e6 for i in range(len(CLASSES))]
+    fig, ax = plt.subplots(figsize=(8, 8 * min(2.0, max(0.3, h / w))))
+    ax.set_facecolor("#f4f4f4")
+    ax.imshow(rgba, extent=(left, right, bottom, top), interpolation="nearest")
+    unit = grid.crs.linear_units if grid.crs.is_projected else "degrees"
+    ax.set_xlabel(f"x ({unit}, {grid.crs.to_string()})")
+    ax.set_ylabel(f"y ({unit})")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.set_title(title, fontsize=9)
+    handles = [Patch(facecolor=class_rgb(n), edgecolor="black", linewidth=0.5,
+                     label=f"{n} ({counts[i]:.3g} km²)") for i, n in enumerate(CLASSES)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8,
+              frameon=False, title="class")
+    fig.tight_layout()
+    try:
+        with atomic_output(path, overwrite) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return Path(path).absolute()
+
+
+def remove_outputs(paths: Sequence[Path]) -> None:
+    """Delete outputs written by a failed run (with raster sidecars)."""
+    for p in paths:
+        for q in (p, aux_xml_path(p), qml_path(p)):
+            with contextlib.suppress(OSError):
+                if q.is_file():
+                    q.unlink()

@@ -1,16 +1,4 @@
-"""Reading and aligning a scene's inputs, glacier outlines, and windowed preprocessing.
-
-A *scene* is the 6-band optical GeoTIFF (blue, green, red, nir, swir1, swir2)
-whose grid (CRS, affine transform, H x W pixels) every other input and every
-output shares. Feature rasters (DEM in metres, slope in degrees, shadow mask
-0/1, hillshade 0..1, proximity) are single-band; on another grid they are an
-error unless ``resample`` warps them onto the scene grid (GDAL WarpedVRT,
-bilinear for continuous features, nearest for the shadow mask).
-
-Outlines (any vector format GDAL reads: .shp, .geojson, .gpkg) are repaired
-with shapely ``make_valid`` (keeping polygonal parts), reprojected to the scene
-CRS and rasterised with ``rasterio.features.rasterize`` (a pixel is glacier
-when its centre lies inside an outline, as in the study).
+"""Windowed model inputs of a scene: features built block by block in bounded memory.
 
 :class:`SceneFeatures` builds the model's input features block by block
 (full-width row blocks plus a 16 px halo), so memory stays bounded on
@@ -18,316 +6,33 @@ Sentinel-2-sized scenes: a first cheap pass computes the scene-level scalings
 (elevation min/max over glacier pixels, proximity maximum, relief for cast
 shadows) and the proximity of every glacier pixel (a windowed distance
 transform); :meth:`SceneFeatures.block` then returns the normalised, padded
-(edge contract of :mod:`utils.inference.patch`) features of one block. Derived
+(edge contract of :mod:`utils.inference.padding`) features of one block. Derived
 features equal those of :func:`utils.terrain.derive_features` on the whole
 scene: slope and hillshade need a 1-px margin, cast shadows a sunward margin
 long enough for the longest possible shadow (scene relief / tan(sun elevation)).
-
-All errors a user can cause raise :class:`SceneError` with a message naming
-the file and the problem.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import math
-import os
-import secrets
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-import rasterio
-import rasterio.errors
-import shapely
-from rasterio.crs import CRS
-from rasterio.enums import Resampling
-from rasterio.features import rasterize
-from rasterio.transform import Affine
-from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
 from scipy import ndimage
 
 from utils import terrain as feat
-from utils.inference.patch import HALF, pad_window, window_rows
-from utils.mapping.outputs import RasterReadError, open_raster, read_window
+from utils.errors import SceneError
+from utils.inference.padding import pad_window, window_rows
 from utils.normalisation import Stats
-from utils.study import FEATURES, OPTICAL
-
-#: Feature rasters accepted besides the optical scene, by feature name.
-TOPO_INPUTS: tuple[str, ...] = ("elevation", "slope", "shadow_mask", "hillshade", "proximity")
-#: Warp resampling per input (the shadow mask is categorical).
-RESAMPLING: dict[str, Resampling] = {
-    "elevation": Resampling.bilinear,
-    "slope": Resampling.bilinear,
-    "shadow_mask": Resampling.nearest,
-    "hillshade": Resampling.bilinear,
-    "proximity": Resampling.bilinear,
-}
-
-
-class SceneError(ValueError):
-    """A problem with an input or output file; the message names the file."""
-
-
-# ----------------------------------------------------------------------------- grid
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The scene grid: CRS, affine transform (pixel corner -> CRS), width and height (px)."""
-
-    crs: CRS
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(H, W) in pixels."""
-        return (self.height, self.width)
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """(left, bottom, right, top) in CRS units."""
-        return _bounds(self.transform, self.width, self.height)
-
-    def res_m(self, what: str = "") -> float:
-        """Pixel side in metres; requires a projected, north-up grid of square pixels."""
-        t = self.transform
-        factor = self.crs.linear_units_factor[1] if self.crs.is_projected else None
-        if factor is None or t.b != 0 or t.d != 0 or not math.isclose(abs(t.a), abs(t.e),
-                                                                      rel_tol=1e-6):
-            raise SceneError(
-                f"{what or 'this'} needs a projected, north-up grid of square pixels in "
-                f"metres (e.g. UTM); the scene has CRS {self.crs.to_string()} and pixel size "
-                f"{t.a} x {t.e}"
-            )
-        return abs(t.a) * factor
-
-    def mismatch(self, crs: CRS | None, transform: Affine, width: int, height: int) -> str:
-        """Why another raster's grid differs from this one ('' when equal)."""
-        why = []
-        if crs is None or not crs == self.crs:
-            why.append(f"CRS {crs.to_string() if crs else 'none'} vs "
-                       f"{self.crs.to_string()}")
-        if (width, height) != (self.width, self.height):
-            why.append(f"size {height} x {width} vs {self.height} x {self.width} px")
-        tol = 1e-4 * max(abs(self.transform.a), abs(self.transform.e))
-        if not np.allclose(tuple(transform)[:6], tuple(self.transform)[:6], rtol=0, atol=tol):
-            why.append(f"transform {tuple(transform)[:6]} vs {tuple(self.transform)[:6]}")
-        return "; ".join(why)
-
-
-def _bounds(t: Affine, width: int, height: int) -> tuple[float, float, float, float]:
-    xs, ys = zip(*(t @ (c, r) for c, r in ((0, 0), (width, 0), (0, height), (width, height))),
-                 strict=True)
-    return (min(xs), min(ys), max(xs), max(ys))
-
-
-def _open(stack: contextlib.ExitStack, path: str | os.PathLike, what: str) -> Any:
-    """Open a raster on ``stack``; SceneError messages name the file and its role."""
-    try:
-        return stack.enter_context(open_raster(path))
-    except FileNotFoundError:
-        raise SceneError(f"{path}: {what} not found") from None
-    except RasterReadError as e:
-        raise SceneError(f"{path}: {what} is not a readable raster ({e})") from None
-
-
-# ----------------------------------------------------------------------------- rasters
-
-
-class SceneRasters(contextlib.ExitStack):
-    """The open inputs of one scene; use as a context manager (closes every file).
-
-    ``optical``: the 6-band scene dataset; ``grid``: its :class:`Grid`;
-    ``sources``: single-band feature rasters on the scene grid, by feature name
-    (``elevation`` for the DEM), each a dataset or a WarpedVRT onto the grid.
-    """
-
-    def __init__(self, raster: str | os.PathLike, inputs: dict[str, str | os.PathLike | None],
-                 resample: bool = False) -> None:
-        super().__init__()
-        self.raster_path = Path(raster)
-        self.paths: dict[str, Path] = {}
-        self.sources: dict[str, Any] = {}
-        self.resampled: list[str] = []
-        try:
-            self.optical = _open(self, raster, "RASTER (optical scene)")
-            src = self.optical
-            if src.count != len(OPTICAL):
-                raise SceneError(
-                    f"{raster}: RASTER has {src.count} band(s); expected {len(OPTICAL)} "
-                    f"bands in the order {', '.join(OPTICAL)}"
-                )
-            if src.crs is None:
-                raise SceneError(f"{raster}: RASTER has no CRS (georeferencing is required)")
-            if src.transform.is_identity:
-                raise SceneError(f"{raster}: RASTER has no geotransform (not georeferenced)")
-            self.grid = Grid(src.crs, src.transform, src.width, src.height)
-            for name, path in inputs.items():
-                if path is not None:
-                    self._add(name, Path(path), resample)
-        except BaseException:
-            self.close()
-            raise
-
-    def _add(self, name: str, path: Path, resample: bool) -> None:
-        what = "DEM" if name == "elevation" else f"{name} raster"
-        src = _open(self, path, what)
-        if src.count != 1:
-            raise SceneError(f"{path}: {what} has {src.count} bands; expected a single band")
-        why = self.grid.mismatch(src.crs, src.transform, src.width, src.height)
-        if why:
-            if not resample:
-                raise SceneError(
-                    f"{path}: {what} is not on the grid of {self.raster_path.name} ({why}); "
-                    "pass --resample to warp it onto the scene grid "
-                    "(bilinear; nearest for the shadow mask)"
-                )
-            if src.crs is None:
-                raise SceneError(f"{path}: {what} has no CRS, cannot be resampled")
-            src = self.enter_context(WarpedVRT(
-                src, crs=self.grid.crs, transform=self.grid.transform,
-                width=self.grid.width, height=self.grid.height,
-                resampling=RESAMPLING[name], dtype="float32", nodata=np.nan,
-                src_nodata=src.nodata,
-            ))
-            self.resampled.append(name)
-        self.paths[name] = path
-        self.sources[name] = src
-
-    def read_optical(self, r0: int, r1: int) -> np.ndarray:
-        """Optical rows [r0, r1) as float32 (h, W, 6), nodata -> NaN."""
-        try:
-            return read_window(self.optical, (r0, 0, r1 - r0, self.grid.width),
-                               as_float32=True)
-        except rasterio.errors.RasterioIOError as e:
-            raise SceneError(f"{self.raster_path}: cannot read rows {r0}..{r1} ({e})") from None
-
-    def read(self, name: str, r0: int, r1: int) -> np.ndarray:
-        """Feature raster ``name`` rows [r0, r1) as float32 (h, W), nodata -> NaN."""
-        return self.read_window(name, Window(0, r0, self.grid.width, r1 - r0))
-
-    def read_window(self, name: str, window: Window) -> np.ndarray:
-        """Feature raster ``name`` in a window of the scene grid: float32 (h, w), NaN nodata."""
-        try:
-            return read_window(self.sources[name], window, bands=1, as_float32=True)
-        except rasterio.errors.RasterioIOError as e:
-            raise SceneError(f"{self.paths[name]}: cannot read window {window} ({e})") from None
-
-
-# ----------------------------------------------------------------------------- outlines
-
-
-@dataclass
-class Outlines:
-    """Glacier outlines in the scene CRS.
-
-    ``gdf``: GeoDataFrame of (Multi)Polygons, one row per input feature kept;
-    ``notes``: what was repaired, dropped or assumed (for the user).
-    """
-
-    gdf: Any
-    path: Path
-    notes: list[str] = field(default_factory=list)
-
-
-def _polygonal(geom: Any) -> Any:
-    """The polygonal part of a geometry (None when it has none)."""
-    if geom is None or geom.is_empty:
-        return None
-    if geom.geom_type in ("Polygon", "MultiPolygon"):
-        return geom
-    parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
-    if not parts:
-        return None
-    merged = shapely.union_all(parts)
-    return merged if not merged.is_empty else None
-
-
-def read_outlines(path: str | os.PathLike, crs: CRS) -> Outlines:
-    """Read glacier outlines, repair invalid geometries, reproject to ``crs``.
-
-    Invalid polygons are repaired with ``shapely.make_valid`` (polygonal parts
-    kept); features without a polygon are dropped; outlines without a CRS are
-    assumed to be in ``crs``. Raises :class:`SceneError` naming the file.
-    """
-    import geopandas as gpd
-
-    path = Path(path)
-    if not path.exists():
-        raise SceneError(f"{path}: OUTLINES file not found")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            gdf = gpd.read_file(path)
-    except Exception as e:  # noqa: BLE001 - any reader failure is the same user error
-        raise SceneError(
-            f"{path}: cannot read OUTLINES as a vector file (.shp, .geojson, .gpkg): {e}"
-        ) from None
-    notes: list[str] = []
-    if "geometry" not in gdf or len(gdf) == 0:
-        raise SceneError(f"{path}: OUTLINES has no features")
-    if gdf.crs is None:
-        notes.append(f"{path.name} has no CRS; assumed to be the scene's {crs.to_string()}")
-        gdf = gdf.set_crs(crs.to_wkt())
-    geoms = gdf.geometry.values
-    invalid = ~shapely.is_valid(geoms) & ~shapely.is_missing(geoms)
-    if invalid.any():
-        geoms = np.where(invalid, shapely.make_valid(geoms), geoms)
-        notes.append(f"{path.name}: repaired {int(invalid.sum())} invalid geometr"
-                     f"{'y' if invalid.sum() == 1 else 'ies'} with make_valid")
-    geoms = np.array([_polygonal(g) for g in geoms], dtype=object)
-    keep = np.array([g is not None for g in geoms], dtype=bool)
-    if not keep.all():
-        notes.append(f"{path.name}: dropped {int((~keep).sum())} feature(s) without a polygon")
-    if not keep.any():
-        raise SceneError(f"{path}: OUTLINES contains no polygons")
-    gdf = gdf.loc[keep].copy()
-    gdf = gdf.set_geometry(gpd.GeoSeries(list(geoms[keep]), index=gdf.index, crs=gdf.crs))
-    try:
-        gdf = gdf.to_crs(crs.to_wkt())
-    except Exception as e:  # noqa: BLE001
-        raise SceneError(f"{path}: cannot reproject OUTLINES to {crs.to_string()}: {e}") from None
-    fixed = [_polygonal(shapely.make_valid(g)) if not g.is_valid else g for g in gdf.geometry]
-    gdf = gdf.set_geometry(gpd.GeoSeries(fixed, index=gdf.index, crs=gdf.crs))
-    gdf = gdf.loc[[g is not None for g in gdf.geometry]]
-    return Outlines(gdf, path, notes)
-
-
-def glacier_mask(outlines: Outlines, grid: Grid, raster_path: str | os.PathLike) -> np.ndarray:
-    """bool (H, W): pixel centre inside any outline. SceneError if no overlap with the scene."""
-    left, bottom, right, top = grid.bounds
-    scene_box = shapely.box(left, bottom, right, top)
-    geoms = list(outlines.gdf.geometry)
-    hits = [g for g in geoms if g.intersects(scene_box)]
-    if not hits:
-        ob = outlines.gdf.total_bounds
-        raise SceneError(
-            f"{outlines.path}: no outline intersects RASTER {raster_path} (outlines span "
-            f"{ob[0]:.0f}..{ob[2]:.0f} x {ob[1]:.0f}..{ob[3]:.0f}, the scene "
-            f"{left:.0f}..{right:.0f} x {bottom:.0f}..{top:.0f} in {grid.crs.to_string()})"
-        )
-    mask = rasterize(((g, 1) for g in hits), out_shape=grid.shape, transform=grid.transform,
-                     fill=0, dtype="uint8", all_touched=False).view(bool)
-    if not mask.any():
-        raise SceneError(
-            f"{outlines.path}: outlines overlap RASTER {raster_path} but no pixel centre lies "
-            "inside one (outlines smaller than a pixel?)"
-        )
-    return mask
-
+from utils.scene.raster import SceneRasters
+from utils.study import FEATURES, HALF, OPTICAL
 
 def row_offsets(mask: np.ndarray) -> np.ndarray:
     """(H + 1,) int64: index of the first glacier pixel of each row in row-major order."""
     counts = np.count_nonzero(mask, axis=1)
     return np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+
 
 
 # ----------------------------------------------------------------------------- features
@@ -431,13 +136,46 @@ class SceneFeatures:
         self.prox_max: float | None = None
         self.prox_values: np.ndarray | None = None
         self.halo_rows: tuple[int, int] = (1, 1)
-        self.res = (self.grid.res_m("--derive_features") if plan.derive else None)
+        self.res = (self.grid.res_m("deriving features") if plan.derive else None)
 
     # -- first pass
+    def check_optical_range(self, sample_rows: int = 64) -> None:
+        """SceneError when the optical values inside the glaciers are far from the range of
+        the statistics (their median more than twice the range beyond it in any band):
+        e.g. digital numbers (0..255, 0..10000) where the statistics are reflectance 0..1.
+
+        Reads up to ``sample_rows`` rows that contain glacier pixels, evenly spaced.
+        """
+        rows = np.nonzero(self.offsets[1:] > self.offsets[:-1])[0]
+        if rows.size == 0:
+            return
+        pick = rows[np.linspace(0, rows.size - 1, min(sample_rows, rows.size)).astype(int)]
+        values = np.concatenate([self.rasters.read_optical(r, r + 1)[0][self.mask[r]]
+                                 for r in pick])
+        if not np.isfinite(values).any():
+            return
+        with np.errstate(all="ignore"):
+            med = np.nanmedian(values, axis=0)
+        lo, hi = self.stats.min[: len(OPTICAL)], self.stats.max[: len(OPTICAL)]
+        span = hi - lo
+        far = np.isfinite(med) & ((med > hi + 2 * span) | (med < lo - 2 * span))
+        if far.any():
+            bands = ", ".join(f"{OPTICAL[i]} {med[i]:.4g} (statistics {lo[i]:.3g}..{hi[i]:.3g})"
+                              for i in np.nonzero(far)[0])
+            raise SceneError(
+                f"{self.rasters.raster_path}: optical values inside the glaciers are far "
+                f"outside the range of the normalisation statistics (median {bands}); the "
+                "scene looks like digital numbers, not surface reflectance: scale it to the "
+                "statistics' units (e.g. Sentinel-2 L2A reflectance = (DN - 1000) / 10000 "
+                "from processing baseline 04.00, DN / 10000 before)"
+            )
+
     def prepare(self, scan_rows: int = 1024,
                 progress: Callable[[int], None] | None = None) -> None:
         """Scene-level quantities: elevation min/max over glacier pixels, DEM relief,
-        proximity maximum (and derived proximity per glacier pixel)."""
+        proximity maximum (and derived proximity per glacier pixel). Checks the optical
+        values first (:meth:`check_optical_range`)."""
+        self.check_optical_range()
         feats = set(self.plan.features)
         need_dem = "elevation" in feats or self.plan.derive & {"slope", "shadow_mask",
                                                                "hillshade"}
@@ -554,59 +292,3 @@ def blocks(mask: np.ndarray, block_rows: int) -> list[tuple[int, int]]:
         if offsets[r1] > offsets[r0]:
             out.append((r0, r1))
     return out
-
-
-# ----------------------------------------------------------------------------- outputs
-
-
-def check_output(path: str | os.PathLike, overwrite: bool, what: str,
-                 inputs: Sequence[str | os.PathLike] = ()) -> Path:
-    """Check before any work that ``path`` can be written; returns its absolute path.
-
-    SceneError when its folder is missing or not writable, it is a folder, it exists
-    without ``overwrite``, or it is one of ``inputs``.
-    """
-    target = Path(path).absolute()
-    folder = target.parent
-    if not folder.is_dir():
-        why = "is not a folder" if folder.exists() else "does not exist"
-        raise SceneError(f"{path}: output folder {folder} of {what} {why}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SceneError(f"{path}: output folder {folder} of {what} is not writable")
-    if target.is_dir():
-        raise SceneError(f"{path}: {what} is a folder")
-    for p in inputs:
-        if p is not None and Path(p).exists() and target.exists() and \
-                os.path.samefile(target, p):
-            raise SceneError(f"{path}: {what} would overwrite an input file")
-    if target.exists() and not overwrite:
-        raise SceneError(f"{path}: {what} exists; pass --overwrite to replace it")
-    return target
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; publish it as ``path`` when the block succeeds.
-
-    Without ``overwrite`` an existing ``path`` is never replaced (FileExistsError).
-    The temporary file is removed on failure.
-    """
-    target = Path(path).absolute()
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise FileExistsError(errno.EEXIST, f"{target} exists", str(target)) from None
-            except OSError:  # no hard links here: check, then rename
-                if target.exists():
-                    raise FileExistsError(errno.EEXIST, f"{target} exists",
-                                          str(target)) from None
-                os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
