@@ -22,6 +22,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,7 @@ def read_catalogue(root: str | os.PathLike) -> list[Scene]:
             raise _row_error(csv, i, f"scene {sid}: sensor {r.sensor!r} is not one of "
                              f"{', '.join(SENSOR_BANDS)}")
         try:
-            date = pd.Timestamp(r.date)
+            date = datetime.strptime(r.date.strip(), "%Y-%m-%d")
         except ValueError:
             raise _row_error(csv, i, f"scene {sid}: date {r.date!r} is not YYYY-MM-DD") from None
         if r.sensor == "landsat7" and not LANDSAT7_YEARS[0] <= date.year <= LANDSAT7_YEARS[1]:
@@ -167,7 +168,7 @@ def read_mask(scene: Scene, path: Path | None = None, what: str = "mask") -> np.
         raise OutlineError(f"{path}: {what} must be integer (uint8), is {m.dtype}")
     bad = ~np.isin(m, MASK_VALUES)
     if bad.any():
-        raise OutlineError(f"{path}: {what} has values {sorted(np.unique(m[bad]))[:5]}; "
+        raise OutlineError(f"{path}: {what} has values {np.unique(m[bad])[:5].tolist()}; "
                            "allowed 0 (not glacier), 1 (glacier), 255 (unlabelled)")
     return m.astype(np.uint8)
 

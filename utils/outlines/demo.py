@@ -195,7 +195,7 @@ def oetztal_terrain(oetztal: Path, n: int, count: int
     out = []
     for _, r, c in sorted(tiles, reverse=True)[:count]:
         out.append((z[r:r + n, c:c + n], glacier[r:r + n, c:c + n], crs,
-                    t * rasterio.Affine.translation(c, r)))
+                    t @ rasterio.Affine.translation(c, r)))
     return out
 
 

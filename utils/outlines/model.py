@@ -58,8 +58,9 @@ class FocalDiceLoss(keras.losses.Loss):
     (sum(w p) + sum(w y)) over the batch.
     """
 
-    def __init__(self, gamma: float = 2.0, name: str = "focal_dice", **kwargs) -> None:
-        super().__init__(name=name, reduction="sum", **kwargs)
+    def __init__(self, gamma: float = 2.0, name: str = "focal_dice", reduction: str = "sum",
+                 **kwargs) -> None:
+        super().__init__(name=name, reduction=reduction, **kwargs)
         self.gamma = float(gamma)
 
     def call(self, y_true, y_pred):

@@ -112,7 +112,7 @@ def predict_scene(model: keras.Model, bands: list[str], path: str | os.PathLike,
         raise OutlineError(f"{path}: SCENE not found")
     if tile % 8 or not 0 <= overlap < tile // 2:
         raise OutlineError(f"tile {tile} must be a multiple of 8 and overlap {overlap} "
-                           "below half of it")
+                           "below half of it").about("tile", "overlap")
     try:
         src = rasterio.open(path)
     except rasterio.errors.RasterioIOError as e:
@@ -156,9 +156,9 @@ def outline_scene(model_path: str | os.PathLike, scene: str | os.PathLike,
     """
     t0 = time.perf_counter()
     if not 0 < threshold < 1:
-        raise OutlineError(f"threshold {threshold} must be between 0 and 1")
+        raise OutlineError(f"threshold {threshold} must be between 0 and 1").about("threshold")
     if min_area_km2 < 0:
-        raise OutlineError(f"minimum area {min_area_km2} km² must be >= 0")
+        raise OutlineError(f"min_area_km2 {min_area_km2} must be >= 0").about("min_area_km2")
     check_output(output, overwrite, "outlines", inputs=[scene])
     if probability_path is not None:
         check_output(probability_path, overwrite, "probability map", inputs=[scene, output])
