@@ -106,11 +106,17 @@ def test_bad_records_name_the_file_and_row(tmp_path, case, message):
     assert ".csv" in str(e.value)  # the file is named
 
 
-def test_real_wgms_files(shared_dir):
+@pytest.fixture(scope="module")
+def real_wgms(shared_dir):
+    """(folder, glacier_years table, dropped) of the real WGMS files in ../shared."""
     wgms = shared_dir / "data" / "wgms"
     if not wgms.exists():
         pytest.skip(f"{wgms} is absent")
-    t, dropped = glacier_years(wgms)
+    return (wgms, *glacier_years(wgms))
+
+
+def test_real_wgms_files(real_wgms):
+    wgms, t, dropped = real_wgms
     # every mbdata glacier-year with a balance; balances in m w.e., AAR as a fraction
     assert len(t) == 6537 and t["WGMS_ID"].nunique() == 290
     assert t["aar"].between(0, 1).sum() == 4786
@@ -122,11 +128,8 @@ def test_real_wgms_files(shared_dir):
     assert links.set_index("RGIId").loc["RGI60-11.00897", "WGMS_ID"] == 491  # Hintereisferner
 
 
-def test_committed_demo_years_are_the_real_records(shared_dir):
+def test_committed_demo_years_are_the_real_records(real_wgms):
     from utils.massbalance.demo import choose_demo_years, load_demo_years
 
-    wgms = shared_dir / "data" / "wgms"
-    if not wgms.exists():
-        pytest.skip(f"{wgms} is absent")
-    pd.testing.assert_frame_equal(load_demo_years(), choose_demo_years(wgms),
+    pd.testing.assert_frame_equal(load_demo_years(), choose_demo_years(real_wgms[1]),
                                   check_dtype=False)

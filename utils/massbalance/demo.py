@@ -39,18 +39,17 @@ ATTRIBUTION = ("WGMS (2021): Fluctuations of Glaciers Database, doi 10.5904/wgms
 PIXEL_M = 20.0
 
 
-def choose_demo_years(wgms_dir: str | Path, n_glaciers: int = 4, n_years: int = 10,
+def choose_demo_years(years: pd.DataFrame, n_glaciers: int = 4, n_years: int = 10,
                       countries: Sequence[str] = ALPS) -> pd.DataFrame:
-    """Real glacier-years for the demo: the ``n_glaciers`` glaciers of ``countries`` with
-    an RGI 6.0 id and the most years having both an observed AAR and a balance, each
-    with its latest ``n_years`` such years (columns as :func:`glacier_years`)."""
-    t, _ = glacier_years(wgms_dir)
-    t = t[t["country"].isin(countries) & t["RGIId"].str.startswith("RGI60-")
-          & t["aar"].notna()]
+    """Real glacier-years for the demo: of :func:`glacier_years`' table, the
+    ``n_glaciers`` glaciers of ``countries`` with an RGI 6.0 id and the most years having
+    both an observed AAR and a balance, each with its latest ``n_years`` such years."""
+    t = years[years["country"].isin(countries) & years["RGIId"].str.startswith("RGI60-")
+          & years["aar"].notna()]
     counts = t.groupby("WGMS_ID").size().sort_values(ascending=False, kind="stable")
     ids = counts.index[counts >= n_years][:n_glaciers]
     if len(ids) < n_glaciers:
-        raise MassBalanceError(f"{wgms_dir}: only {len(ids)} glacier(s) in {', '.join(countries)}"
+        raise MassBalanceError(f"only {len(ids)} glacier(s) in {', '.join(countries)}"
                                f" with {n_years} years of AAR and balance")
     t = t[t["WGMS_ID"].isin(ids)].sort_values(["WGMS_ID", "year"])
     return t.groupby("WGMS_ID").tail(n_years).reset_index(drop=True)
@@ -118,7 +117,7 @@ def _glacier(k: int) -> tuple[object, np.ndarray, object, np.ndarray]:
 
     h, w = 48, 96
     transform = from_origin(600_000.0 + 5000 * k, 5_200_000.0, PIXEL_M, PIXEL_M)
-    cx, cy = transform * (w / 2, h / 2)
+    cx, cy = transform @ (w / 2, h / 2)
     outline = scale(Point(cx, cy).buffer(1.0), xfact=w * PIXEL_M * 0.46,
                     yfact=h * PIXEL_M * 0.42)
     rng = np.random.default_rng(k)
@@ -239,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--overwrite", action="store_true")
     a = ap.parse_args(argv)
     check_output(a.out, a.overwrite, "demo glacier-years")
-    save_demo_years(choose_demo_years(a.wgms_dir), a.out, a.overwrite)
+    save_demo_years(choose_demo_years(glacier_years(a.wgms_dir)[0]), a.out, a.overwrite)
     print(a.out)
 
 
