@@ -151,7 +151,7 @@ def write_demo_stats(out_dir: str | Path, years: pd.DataFrame) -> list[Path]:
     file-name rule (``S2_<YYYYMMDD>.csv``, one per date, all glaciers in it)."""
     import geopandas as gpd
 
-    from utils.mapping.glacier_stats import glacier_stats
+    from utils.mapping.glacier_stats import glacier_stats, write_stats_csv
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,8 +170,7 @@ def write_demo_stats(out_dir: str | Path, years: pd.DataFrame) -> list[Path]:
     paths = []
     for date, parts in sorted(scenes.items()):
         p = out / f"S2_{date}.csv"
-        with atomic_output(p, overwrite=True, what="demo statistics CSV") as tmp:
-            pd.concat(parts, ignore_index=True).to_csv(tmp, index=False, float_format="%.10g")
+        write_stats_csv(pd.concat(parts, ignore_index=True), p, overwrite=True)  # as apply.py
         paths.append(p)
     return paths
 

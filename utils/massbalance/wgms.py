@@ -139,8 +139,9 @@ def glacier_years(wgms_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFra
     ``WGMS_ID``, ``RGIId`` (RGI 6.0 via ``00_rgi60_links.csv``, else the FoG lookup;
     the first one where a WGMS glacier has several outlines; empty when none),
     ``name``, ``country``, ``year``, ``balance_mwe``, ``aar`` (0..1), ``ela_m``
-    (NaN where the overview has none). Overview AAR/ELA of years without a
-    balance are reported in ``dropped``.
+    (NaN where the overview has none). Reported in ``dropped``: overview AAR/ELA
+    of years without a balance, ELA bounds, years without a balance, and glaciers
+    with no RGI 6.0 id (kept here, but no facies series can be joined to them).
     """
     d = Path(wgms_dir)
     ov, drop_ov = read_overview(d / OVERVIEW)
@@ -159,9 +160,15 @@ def glacier_years(wgms_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFra
         {"file": str(d / OVERVIEW), "row": r, "what": f"WGMS {g} {y} AAR/ELA",
          "reason": "no annual balance for this glacier-year in mbdata"}
         for r, g, y in zip(nobal["_row"], nobal["WGMS_ID"], nobal["year"], strict=True)])
+    unlinked = t[t["RGIId"] == ""].drop_duplicates("WGMS_ID")
+    drop_unlinked = dropped_table([
+        {"file": f, "row": None, "what": f"WGMS {g}",
+         "reason": "no RGI 6.0 id in 00_rgi60_links.csv or the FoG lookup: in the ceiling, "
+                   "but cannot be joined to facies series"}
+        for f, g in zip(unlinked["_file"], unlinked["WGMS_ID"], strict=True)])
     cols = ["WGMS_ID", "RGIId", "name", "country", "year", "balance_mwe", "aar", "ela_m"]
     t = t[cols].sort_values(["WGMS_ID", "year"]).reset_index(drop=True)
-    return t, concat_dropped(drop_ov, drop_bal, drop_nobal)
+    return t, concat_dropped(drop_ov, drop_bal, drop_nobal, drop_unlinked)
 
 
 def rgi_links(wgms_dir: str | os.PathLike) -> pd.DataFrame:
