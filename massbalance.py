@@ -10,6 +10,8 @@ Subcommands:
            leave-one-year-out
   ceiling  the same regressions with WGMS's own observed AAR and ELA (what a perfect
            facies map could deliver)
+  demo-years  rebuild utils/massbalance/demo_years.json (the demo's real glacier-years)
+              from a WGMS folder
 
 Examples:
 
@@ -68,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--out", required=True, help="existing folder for tables and figures")
         r.add_argument("--min_years", type=int, default=5,
                        help="fewest years for a glacier-specific model (default 5)")
+    d = sub.add_parser("demo-years", help="rebuild the demo's real glacier-years")
+    d.add_argument("wgms", help="WGMS folder (layout above)")
+    d.add_argument("--out", help="JSON to write (default: the committed "
+                   "utils/massbalance/demo_years.json)")
     for sp in sub.choices.values():
         sp.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     return p
@@ -92,6 +98,16 @@ def run(args: argparse.Namespace) -> None:
         _say(f"{res['scenes']} scenes, {res['glaciers']} glaciers, {res['years']} glacier-years "
              f"({res['well_observed_years']} well observed); wrote {', '.join(res['outputs'])}")
         return
+    if args.command == "demo-years":
+        from utils.files import check_output
+        from utils.massbalance.demo import DEMO_YEARS, choose_demo_years, save_demo_years
+
+        out = args.out or DEMO_YEARS
+        check_output(out, args.overwrite, "demo glacier-years")
+        years = choose_demo_years(mb.glacier_years(args.wgms)[0])
+        save_demo_years(years, out, args.overwrite)
+        _say(f"{years['WGMS_ID'].nunique()} glaciers, {len(years)} glacier-years; wrote {out}")
+        return
     if args.command == "regress":
         sc, dropped = mb.regress(args.eos, args.wgms, args.out, min_years=args.min_years,
                                  overwrite=args.overwrite)
@@ -111,7 +127,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 usage/input error)."""
-    from utils.errors import InputError
+    from utils.errors import InputError, cli_message
 
     try:
         args = build_parser().parse_args(argv)
@@ -120,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(args)
     except (InputError, FileNotFoundError, PermissionError) as e:
-        print(f"{PROG}: error: {str(e).replace(chr(10), ' ')}", file=sys.stderr)
+        print(f"{PROG}: error: {cli_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

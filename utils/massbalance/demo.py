@@ -2,7 +2,7 @@
 
 ``demo_years.json`` holds a few Alpine glaciers' real glacier-years (observed
 AAR, ELA and annual balance, WGMS FoG 2021-05 and OGGM's ``mbdata``; made by
-:func:`choose_demo_years`, see ``python -m utils.massbalance.demo --help``).
+:func:`choose_demo_years`; rebuild with ``python massbalance.py demo-years WGMS_DIR``).
 
 :func:`run_demo` builds the glacier time series from per-scene statistics CSVs,
 picks the end-of-season scene of each year, and scores the balance regressed on
@@ -16,7 +16,6 @@ by the CNN until the demo scene generator renders them.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils.files import atomic_output, check_output
-from utils.massbalance.common import MassBalanceError, concat_dropped
+from utils.files import atomic_output
+from utils.massbalance.common import MassBalanceError, concat_dropped, write_csv
 from utils.massbalance.regression import evaluate, plot_scatter
 from utils.massbalance.series import collect_series, end_of_season
 from utils.massbalance.wgms import ID_LUT as ID_LUT_NAME
 from utils.massbalance.wgms import OVERVIEW as OVERVIEW_NAME
-from utils.massbalance.wgms import glacier_years, join_balances
+from utils.massbalance.wgms import join_balances
 
 DEMO_YEARS = Path(__file__).with_name("demo_years.json")
 ALPS = ("AT", "CH", "FR", "IT")
@@ -218,8 +217,7 @@ def run_demo(out_dir: Path, stats_csvs: Sequence[Path] | None = None,
         out[f"ratio_{scheme}_r"] = out[f"mapped_{scheme}_r"] / out[f"true_{scheme}_r"]
     for name, df in (("series.csv", series), ("end_of_season.csv", eos),
                      ("dropped.csv", concat_dropped(d1, d2))):
-        with atomic_output(res / name, overwrite=True, what=name) as tmp:
-            df.to_csv(tmp, index=False)
+        write_csv(df, res / name, overwrite=True, what=name)  # the demo's own folder
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     plot_scatter(mapped, "pooled_logo", "mapped AAR, leave one glacier out", "RGIId", axes[0])
     plot_scatter(true, "pooled_logo", "true AAR, leave one glacier out", "RGIId", axes[1])
@@ -228,18 +226,3 @@ def run_demo(out_dir: Path, stats_csvs: Sequence[Path] | None = None,
     out["results"] = str(res)
     return out
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m utils.massbalance.demo WGMS_DIR``: rewrite ``demo_years.json``."""
-    ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("wgms_dir", help="folder laid out as ../shared/data/wgms")
-    ap.add_argument("--out", default=str(DEMO_YEARS))
-    ap.add_argument("--overwrite", action="store_true")
-    a = ap.parse_args(argv)
-    check_output(a.out, a.overwrite, "demo glacier-years")
-    save_demo_years(choose_demo_years(glacier_years(a.wgms_dir)[0]), a.out, a.overwrite)
-    print(a.out)
-
-
-if __name__ == "__main__":
-    main()

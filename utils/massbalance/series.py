@@ -90,16 +90,20 @@ def read_stats(path: str | os.PathLike, date: pd.Timestamp, sensor: str) -> pd.D
     Raises when an id or statistics column is missing, or the class columns are
     not the project's 8 classes (a map from another class scheme).
     """
-    head = pd.read_csv(path, nrows=0).columns if Path(path).is_file() else []
-    field = next((f for f in ID_FIELDS if f in head), None)
-    if len(head) and field is None:
+    df = read_table(path, ())
+    field = next((f for f in ID_FIELDS if f in df.columns), None)
+    if field is None:
         raise MassBalanceError(f"{path}: no glacier id column ({', '.join(ID_FIELDS)})")
-    area_cols = [c for c in head if re.fullmatch(r"area_.+_km2", c)]
-    if len(head) and set(area_cols) != set(AREA_COLUMNS):
+    area_cols = [c for c in df.columns if re.fullmatch(r"area_.+_km2", c)]
+    if set(area_cols) != set(AREA_COLUMNS):
         raise MassBalanceError(f"{path}: class columns {', '.join(area_cols) or 'none'} are not "
                                f"this project's classes ({', '.join(CLASSES)}): a map from "
                                "another class scheme?")
-    df = read_table(path, (field or "RGIId", *STATS_COLUMNS))
+    missing = [c for c in STATS_COLUMNS if c not in df.columns]
+    if missing:
+        raise MassBalanceError(f"{path}: missing column(s) {', '.join(missing)}; not a "
+                               "statistics CSV of apply.py --stats_csv?")
+    df[field] = df[field].str.strip()
     out = pd.DataFrame({"RGIId": df[field], "date": date, "sensor": sensor,
                         "stats_csv": str(path), "_row": df["_row"]})
     for c in ("glacier_area_km2", "observed_km2", *AREA_COLUMNS, "aar"):
