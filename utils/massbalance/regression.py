@@ -29,6 +29,10 @@ from utils.massbalance.common import MassBalanceError
 
 TARGET = "balance_mwe"
 SCHEMES = ("pooled_logo", "specific_loyo", "pooled_insample", "specific_insample")
+SCHEME_NAMES = {"pooled_logo": "pooled, leave one glacier out",
+                "specific_loyo": "glacier-specific, leave one year out",
+                "pooled_insample": "pooled, in sample",
+                "specific_insample": "glacier-specific, in sample"}
 
 
 def scores(predicted: np.ndarray, observed: np.ndarray) -> dict[str, float]:
@@ -150,7 +154,7 @@ def plot_scatter(ev: Evaluation, scheme: str = "pooled_logo", title: str = "",
             bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
     ax.set_xlabel("observed annual balance (m w.e.)")
     ax.set_ylabel("predicted annual balance (m w.e.)")
-    ax.set_title(title or f"{' + '.join(ev.predictors)}: {scheme.replace('_', ' ')}")
+    ax.set_title(title or f"{' + '.join(ev.predictors)}: {SCHEME_NAMES[scheme]}", fontsize=10)
     ax.set_aspect("equal")
     if len(glaciers) <= 12:
         ax.legend(fontsize=6, loc="lower right", frameon=False)

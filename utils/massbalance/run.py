@@ -20,7 +20,7 @@ from utils.massbalance.common import (
     read_table,
     write_csv,
 )
-from utils.massbalance.regression import Evaluation, evaluate, plot_scatter
+from utils.massbalance.regression import SCHEME_NAMES, Evaluation, evaluate, plot_scatter
 from utils.massbalance.series import MIN_OBSERVED, collect_series, end_of_season
 from utils.massbalance.wgms import glacier_years, join_balances, rgi_links
 
@@ -28,11 +28,6 @@ from utils.massbalance.wgms import glacier_years, join_balances, rgi_links
 FACIES_PREDICTORS: tuple[tuple[str, ...], ...] = (("aar",), ("sla_m",), ("frac_snow", "frac_firn"))
 #: The real ceiling: WGMS's own observed AAR and ELA.
 CEILING_PREDICTORS: tuple[tuple[str, ...], ...] = (("aar",), ("ela_m",))
-SCHEME_NAMES = {"pooled_logo": "pooled, leave one glacier out",
-                "specific_loyo": "glacier-specific, leave one year out",
-                "pooled_insample": "pooled, in sample",
-                "specific_insample": "glacier-specific, in sample"}
-
 
 def build_series(stats_csvs: Sequence[str | os.PathLike], catalogue: str | os.PathLike | None,
                  out: str | os.PathLike, eos_out: str | os.PathLike,
