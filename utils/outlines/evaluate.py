@@ -19,6 +19,7 @@ threshold, the best these bands allow).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -92,24 +93,35 @@ def scene_counts(pred: np.ndarray, mask: np.ndarray, debris: np.ndarray | None, 
     return row
 
 
-def evaluate_dataset(model_path: str | os.PathLike, root: str | os.PathLike,
-                     split: str | None = None, progress: bool = True) -> pd.DataFrame:
-    """Per-scene counts of the model and of the baseline (one row per scene, with id,
-    sensor, region, split); pool them with :func:`pooled` or :func:`by_group`."""
+def predictions(model_path: str | os.PathLike, root: str | os.PathLike,
+                split: str | None = None, progress: bool = True) -> Iterator[dict]:
+    """Per scene of ``split`` (None: all): dict of scene, image (H, W, C) of the model's
+    bands, bands, mask, debris (or None) and the model's probability (H, W)."""
     from utils.outlines.model import load_model
     from utils.outlines.predict import predict_array
 
     model, config = load_model(model_path)
     bands = config["bands"]
     idx = [BANDS.index(b) for b in bands]
-    rows = []
     scenes = [s for s in open_dataset(root) if split is None or s.split == split]
-    for s in tqdm(scenes, desc="evaluate", unit="scene", disable=not progress):
+    for s in tqdm(scenes, desc="predict", unit="scene", disable=not progress):
         image, mask, debris = load(s)
-        prob = predict_array(model, normalise(image[..., idx]))
+        image = image[..., idx]
+        yield {"scene": s, "image": image, "bands": bands, "mask": mask, "debris": debris,
+               "prob": predict_array(model, normalise(image))}
+
+
+def evaluate_dataset(model_path: str | os.PathLike, root: str | os.PathLike,
+                     split: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Per-scene counts of the model and of the baseline (one row per scene, with id,
+    sensor, region, split); pool them with :func:`pooled` or :func:`by_group`."""
+    rows = []
+    for p in predictions(model_path, root, split, progress):
+        s = p["scene"]
         row = {"id": s.id, "sensor": s.sensor, "region": s.region, "split": s.split}
-        row |= scene_counts(prob >= 0.5, mask, debris, "model_")
-        row |= scene_counts(threshold_baseline(image[..., idx], bands), mask, debris, "ndsi_")
+        row |= scene_counts(p["prob"] >= 0.5, p["mask"], p["debris"], "model_")
+        row |= scene_counts(threshold_baseline(p["image"], p["bands"]), p["mask"],
+                            p["debris"], "ndsi_")
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -27,7 +27,7 @@ LEVELS = 3
 def _block(x, filters: int):
     for _ in range(2):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
         x = layers.ReLU()(x)
     return x
 
@@ -76,9 +76,11 @@ class FocalDiceLoss(keras.losses.Loss):
         return {**super().get_config(), "gamma": self.gamma}
 
 
-def compile_unet(model: keras.Model, learning_rate: float) -> None:
-    """Adam and the focal + Dice loss."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=FocalDiceLoss())
+def compile_unet(model: keras.Model, learning_rate: float, decay_steps: int) -> None:
+    """Adam with a cosine-decaying learning rate (to 5 % over ``decay_steps``) and the
+    focal + Dice loss."""
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=FocalDiceLoss())
 
 
 def save_model(model: keras.Model, path: Path, config: dict) -> None:

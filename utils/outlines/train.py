@@ -102,7 +102,7 @@ def train(root: str | os.PathLike, model_path: str | os.PathLike, *,
         start, best = 0, -1.0
         log.unlink(missing_ok=True)
         model = build_unet(len(bands), base)
-        compile_unet(model, learning_rate)
+        compile_unet(model, learning_rate, epochs * steps)
     end = epochs if stop_after_epoch is None else min(epochs, stop_after_epoch + 1)
     bar = tqdm(total=epochs, initial=start, desc=model_path.stem, unit="epoch",
                disable=not progress)
