@@ -121,7 +121,7 @@ def map_scene(model_path: str | os.PathLike, raster: str | os.PathLike,
             for c, pc in zip(cols, p, strict=True):
                 total[r:r + per, c:c + per] += pc
                 count[r:r + per, c:c + per] += 1
-        crs, transform = src.crs, src.transform * Affine.scale(stride)
+        crs, transform = src.crs, src.transform @ Affine.scale(stride)
     with np.errstate(invalid="ignore"):
         prob = np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
     seconds = time.perf_counter() - t0
@@ -139,7 +139,9 @@ def map_scene(model_path: str | os.PathLike, raster: str | os.PathLike,
         gdf["mean_probability"] = [float(np.nanmean(prob[_cells(g, transform, prob.shape)]))
                                    for g in geoms]
         with atomic_output(polygons, overwrite=overwrite, what="polygons") as tmp:
-            gdf.to_file(tmp, driver="GPKG", layer="rock_glaciers")
+            gpkg_tmp = tmp.parent / (tmp.name + ".gpkg")  # GDAL wants the extension
+            gdf.to_file(gpkg_tmp, driver="GPKG", layer="rock_glaciers")
+            gpkg_tmp.replace(tmp)
         n_poly = len(gdf)
     return {"windows": n_windows, "cells": int(np.isfinite(prob).sum()),
             "cells_above_threshold": int(hot.sum()), "polygons": n_poly,

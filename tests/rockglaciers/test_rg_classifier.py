@@ -1,0 +1,81 @@
+"""Training steps, saving, metrics, baselines, grouped CV and the evaluate command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import rockglaciers
+from utils.rockglaciers.classifier import augment, load_classifier, predict
+from utils.rockglaciers.evaluation import cross_validate, histogram_features, metrics, summary
+from utils.rockglaciers.tiles import RockGlacierError, read_tiles
+
+
+def test_metrics_known_values():
+    y = np.array([0, 0, 1, 1])
+    m = metrics(y, np.array([0.1, 0.6, 0.9, 0.8]))
+    assert m["accuracy"] == 0.75 and m["balanced_accuracy"] == 0.75
+    assert m["f1_rock_glacier"] == pytest.approx(0.8) and m["roc_auc"] == 1.0
+    assert metrics(y, np.array([0.0, 0.0, 1.0, 1.0]))["ece"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_augment_keeps_tile_content(rgb_tile):
+    out = augment(rgb_tile[None], np.random.default_rng(0))
+    assert out.shape == (1, 128, 128, 3) and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 255
+    assert abs(out.mean() - rgb_tile.mean()) < 0.15 * rgb_tile.mean()
+
+
+def test_histogram_features_are_normalised(rg_demo_tiles):
+    t = read_tiles(rg_demo_tiles)
+    f = histogram_features(t.images[:5])
+    assert f.shape == (5, 96)
+    np.testing.assert_allclose(f.reshape(5, 6, 16).sum(-1), 1.0)
+
+
+def test_saved_model_round_trip(rg_model, rg_demo_tiles):
+    t = read_tiles(rg_demo_tiles)
+    model, cal = load_classifier(rg_model)
+    p = predict(model, t.images)
+    assert p.shape == (len(t),) and ((0 <= p) & (p <= 1)).all()
+    assert cal.kind == "temperature"
+
+
+def test_load_rejects_bad_model(tmp_path, rg_model):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip")
+    shutil.copy(rg_model.with_suffix(".calibration.json"), bad.with_suffix(".calibration.json"))
+    with pytest.raises(RockGlacierError, match="bad.keras"):
+        load_classifier(bad)
+    with pytest.raises(RockGlacierError, match="calibrator file not found"):
+        load_classifier(shutil.copy(rg_model, tmp_path / "alone.keras"))
+
+
+def test_grouped_cross_validation_runs_all_methods(rg_demo_tiles):
+    t = read_tiles(rg_demo_tiles)
+    scores, oof = cross_validate(t, k=3, progress=False, epochs=1, steps=1, batch=8)
+    assert set(scores.method) == {"majority", "histogram", "cnn", "cnn_calibrated"}
+    assert (oof.fold >= 0).all() and oof[["histogram", "cnn", "cnn_calibrated"]].notna().all().all()
+    for _, part in oof.groupby("group"):
+        assert part.fold.nunique() == 1  # a group never spans two folds
+    s = summary(scores)
+    assert s.loc["majority", "balanced_accuracy_mean"] == 0.5
+    assert np.isfinite(s.loc["cnn", "ece_mean"])
+    assert (scores[scores.method == "cnn"].epoch_s > 0).all()
+
+
+def test_evaluate_command_prints_json(rg_model, rg_demo_tiles, capsys):
+    assert rockglaciers.main(["evaluate", str(rg_model), str(rg_demo_tiles)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    res = json.loads(last)
+    assert res["n_tiles"] == 36 and res["n_rock_glacier"] == 18
+    assert 0 <= res["balanced_accuracy"] <= 1 and np.sum(res["confusion"]) == 36
+
+
+def test_evaluate_command_input_error_exits_2(rg_model, tmp_path, capsys):
+    assert rockglaciers.main(["evaluate", str(rg_model), str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none" in err and "Traceback" not in err

@@ -1,0 +1,100 @@
+"""Readers of both tile layouts, bad inputs, grouping and grouped folds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from utils.errors import InputError
+from utils.rockglaciers.tiles import RockGlacierError, grouped_folds, read_png, read_tiles
+
+
+def _save(path, arr):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def test_file_name_layout_labels_and_groups(tmp_path, rgb_tile):
+    for name in ("cordillera_0.png", "cordillera_1.png", "cordillera_2.png", "cordillera_7.png",
+                 "glaciarRoca_loshelados_1_0.png", "glaciarRoca_loshelados_1_3.png",
+                 "glaciarRoca_maranceles_10_2.png"):
+        _save(tmp_path / name, rgb_tile)
+    t = read_tiles(tmp_path)
+    assert t.images.shape == (7, 128, 128, 3) and t.images.dtype == np.uint8
+    by_name = {p.name: (int(y), g) for p, y, g in zip(t.paths, t.labels, t.groups, strict=True)}
+    assert by_name["cordillera_0.png"] == (0, "cordillera_run0")
+    assert by_name["cordillera_2.png"] == (0, "cordillera_run0")  # 0, 1, 2: one run
+    assert by_name["cordillera_7.png"] == (0, "cordillera_run7")  # after a gap: a new run
+    assert by_name["glaciarRoca_loshelados_1_3.png"] == (1, "loshelados_1")
+    assert by_name["glaciarRoca_maranceles_10_2.png"] == (1, "maranceles_10")
+
+
+def test_image_folder_layout(tmp_path, rgb_tile):
+    _save(tmp_path / "train" / "cordillera" / "1512.png", rgb_tile)
+    _save(tmp_path / "train" / "cordillera" / "1513.png", rgb_tile)
+    _save(tmp_path / "train" / "glaciar" / "20.png", rgb_tile)
+    t = read_tiles(tmp_path / "train")
+    assert sorted(t.labels.tolist()) == [0, 0, 1]
+    assert len(set(t.groups[t.labels == 0])) == 1  # consecutive numbers: one run
+
+
+def test_rgba_alpha_zero_becomes_black(tmp_path, rgb_tile):
+    rgba = np.dstack([rgb_tile, np.full((128, 128), 255, np.uint8)])
+    rgba[:10, :, 3] = 0
+    img = read_png(_save(tmp_path / "cordillera_0.png", rgba))
+    assert img.shape == (128, 128, 3)
+    assert (img[:10] == 0).all() and (img[10:] == rgb_tile[10:]).all()
+
+
+@pytest.mark.parametrize("problem, match", [
+    ("corrupt", "not a readable PNG"), ("size", "64 x 64 px"), ("label", "unknown label")])
+def test_bad_tiles_name_the_file(tmp_path, rgb_tile, problem, match):
+    _save(tmp_path / "cordillera_0.png", rgb_tile)
+    if problem == "corrupt":
+        bad = tmp_path / "cordillera_1.png"
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    elif problem == "size":
+        bad = _save(tmp_path / "cordillera_1.png", rgb_tile[:64, :64])
+    else:
+        bad = _save(tmp_path / "glacier_1.png", rgb_tile)
+    with pytest.raises(RockGlacierError, match=match) as err:
+        read_tiles(tmp_path)
+    assert bad.name in str(err.value) and isinstance(err.value, InputError)
+    if problem != "label":  # skip_invalid leaves the bad tile out and reports it
+        t = read_tiles(tmp_path, skip_invalid=True)
+        assert len(t) == 1 and len(t.skipped) == 1 and bad.name in t.skipped[0]
+
+
+def test_missing_or_empty_folder(tmp_path):
+    with pytest.raises(RockGlacierError, match="does not exist"):
+        read_tiles(tmp_path / "nope")
+    with pytest.raises(RockGlacierError, match="no tiles"):
+        read_tiles(tmp_path)
+
+
+def test_grouped_folds_keep_groups_together():
+    rng = np.random.default_rng(0)
+    groups = np.array([f"g{i}" for i in rng.integers(0, 30, 200)])
+    labels = np.array([int(g[1:]) % 2 for g in groups])
+    folds = grouped_folds(labels, groups, k=5)
+    seen = np.zeros(len(labels), int)
+    for tr, te in folds:
+        assert not set(groups[tr]) & set(groups[te])
+        seen[te] += 1
+    assert (seen == 1).all()
+    with pytest.raises(RockGlacierError, match="groups per class"):
+        grouped_folds(labels, groups, k=20)
+
+
+def test_real_tiles(shared_dir):
+    folder = shared_dir / "data" / "rock_glaciers" / "train"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent")
+    t = read_tiles(folder)
+    assert len(t) == 300 and int(t.labels.sum()) == 138
+    assert len(set(t.groups[t.labels == 1])) == 20  # 10 rock glaciers at each of 2 sites
+    for tr, te in grouped_folds(t.labels, t.groups, k=5):
+        assert not set(t.groups[tr]) & set(t.groups[te])
+        assert 0.3 < t.labels[te].mean() < 0.6
