@@ -5,9 +5,10 @@
 Small run (always): a demo scene (``SCENE_DIR`` with optical.tif, dem.tif,
 outlines.geojson, scene.json and ../../stats.json; default: the first scene of
 ``utils.demo.generate`` size tiny, generated in a temporary folder) is mapped by
-``utils.mapping.pipeline.map_scene`` in a child process with the real ``patch`` engine, an 11-feature
-model (``--weights``, default a random-initialised one: same cost as a trained one)
-and every feature derived from the DEM (``--derive_features``), writing confidence,
+``utils.mapping.pipeline.map_scene`` in a child process with the real ``patch``
+engine, an 11-feature model (``--weights``, default a random-initialised one: same
+cost as a trained one) and every feature derived from the DEM (``--derive_features``),
+writing confidence,
 stats CSV and quicklook. Measured: glacier pixels per second end to end and in the
 engine, and the child's peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``).
 Also: the patch engine against Keras ``model.predict`` on the same gathered patches
@@ -64,13 +65,13 @@ def fake_engine(model, padded, rows, cols, batch_size, progress=None):
 
 
 def child(spec: dict) -> None:
-    """Run one utils.mapping.pipeline.map_scene in this process and print a JSON line with its RSS."""
-    from utils.mapping import pipeline as mapping
+    """Run one map_scene in this process and print a JSON line with its peak RSS."""
+    from utils.mapping.pipeline import MapRequest, map_scene
 
     kwargs = dict(spec["kwargs"])
     kwargs["engine"] = fake_engine if spec["engine"] == "fake" else spec["engine"]
     t0 = time.perf_counter()
-    summary = mapping.map_scene(*spec["args"], **kwargs)
+    summary = map_scene(MapRequest(*spec["args"], **kwargs), progress=False)
     wall = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"summary": summary, "wall_s": wall, "peak_rss_mb": rss_mb}))
@@ -220,7 +221,7 @@ def _spec(weights: Path, scene: Path, stats: Path, out: Path, outlines: Path,
             "sun_azimuth": sun[0], "sun_elevation": sun[1],
             "confidence_path": str(out / "confidence.tif"),
             "stats_csv": str(out / "stats.csv"), "quicklook": str(out / "quicklook.png"),
-            "overwrite": True, "progress": False,
+            "overwrite": True,
         },
         "engine": engine,
     }

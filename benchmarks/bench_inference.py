@@ -1,4 +1,4 @@
-"""Benchmark: dense scene inference (utils/dense.py) vs the per-patch engine.
+"""Benchmark: dense scene inference (utils.inference.dense) vs the per-patch engine.
 
 Both engines run in one process on the same pixels:
 
@@ -48,7 +48,7 @@ from utils.inference.dense import (  # noqa: E402
     get_engine,
     per_patch_macs,
 )
-from utils.inference.padding import pad_features
+from utils.inference.padding import pad_features  # noqa: E402
 from utils.inference.patch import patch_probs  # noqa: E402
 from utils.mapping.smoothing import mode_filter_3x3  # noqa: E402
 from utils.model import input_features, load_model  # noqa: E402
@@ -135,8 +135,8 @@ def demo_scene(scene_dir: Path, weights: Path, stats: Path | None) -> tuple[np.n
     from utils.mapping.pipeline import plan_features
     from utils.normalisation import load_stats
     from utils.scene.features import SceneFeatures
-    from utils.scene.raster import SceneRasters
     from utils.scene.outlines import glacier_mask, read_outlines
+    from utils.scene.raster import SceneRasters
 
     meta = json.loads((scene_dir / "scene.json").read_text())
     stats = stats or scene_dir.parents[1] / "stats.json"

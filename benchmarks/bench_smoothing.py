@@ -3,8 +3,9 @@
 Builds a realistic synthetic class map (default 2000 x 2000, fixed seed): a few
 blob-shaped "glaciers" (valid pixels) in nodata, inside them smooth class
 regions with salt-and-pepper noise and small nodata holes. Runs
-:func:`utils.mapping.smoothing.mode_filter_3x3` and :func:`utils.mapping.smoothing.reference_mode_filter`,
-prints details and, as its last line, one JSON object
+:func:`utils.mapping.smoothing.mode_filter_3x3` and
+:func:`utils.mapping.smoothing.reference_mode_filter`, prints details and, as its last
+line, one JSON object
 ``{"speedup": ..., "identical": ..., "fast_s": ..., "reference_s": ...}``.
 
 Run: ``.venv/bin/python -m benchmarks.bench_smoothing [--size 2000] [--seed 0]``

@@ -1,287 +1,44 @@
-"""apply.py end to end, its input checks, and the windowed scene preprocessing (utils.scene.features)."""
+"""apply.py end to end: outputs, engines, every bad input (exit 2, one line, nothing left)."""
+
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from affine import Affine
+from mapscene import (
+    CRS,
+    ND,
+    RES,
+    ROOT,
+    H,
+    T,
+    W,
+    base_argv,
+    dem_surface,
+    from_origin,
+    reference,
+    run_apply,
+    write_raster,
+)
 from rasterio.features import rasterize
 from rasterio.windows import Window
-from shapely.geometry import LineString, Polygon, box
+from shapely.geometry import box
 
 import apply
-from utils import terrain as feat
-from utils.errors import SceneError, cli_message
-from utils.inference.padding import pad_features
 from utils.inference.patch import patch_probs
 from utils.mapping import pipeline as mapping
 from utils.mapping.legend import read_class_names
 from utils.mapping.smoothing import mode_filter_3x3
-from utils.normalisation import Stats, load_stats, save_stats
-from utils.scene.features import (
-    FeaturePlan,
-    SceneFeatures,
-    blocks,
-    proximity_at_glacier,
-    shadow_halo,
-)
-from utils.scene.outlines import glacier_mask, read_outlines
-from utils.scene.raster import SceneRasters
-from utils.study import CLASSES, FEATURES, HALF, OPTICAL
-
-
-def from_origin(west: float, north: float, xsize: float, ysize: float) -> Affine:
-    """North-up transform (rasterio's from_origin without its affine deprecation warning)."""
-    return Affine(xsize, 0.0, west, 0.0, -ysize, north)
-
-
-ROOT = Path(__file__).resolve().parents[1]
-H, W, RES = 40, 44, 10.0
-CRS = "EPSG:32632"
-T = from_origin(600000.0, 5100000.0, RES, RES)
-SUN = (150.0, 35.0)  # azimuth, elevation (degrees)
-ND = -9999
-
-
-# ----------------------------------------------------------------------------- fixtures
-
-
-def _px_box(r0: float, r1: float, c0: float, c1: float, t=T) -> Polygon:
-    """Polygon between fractional pixel rows r0..r1 and cols c0..c1."""
-    x0, y0 = t @ (c0, r0)
-    x1, y1 = t @ (c1, r1)
-    return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-
-
-def _write(path: Path, data: np.ndarray, crs=CRS, transform=T, nodata=np.nan, **kw) -> Path:
-    data = data if data.ndim == 3 else data[None]
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
-                       count=data.shape[0], dtype=data.dtype, crs=crs, transform=transform,
-                       nodata=nodata, **kw) as dst:
-        dst.write(data)
-    return path
-
-
-def _dem(h: int = H, w: int = W) -> np.ndarray:
-    r, c = np.mgrid[0:h, 0:w].astype(np.float64)
-    z = 3000 + 15 * (h - r) + 5 * c + 40 * np.sin(r / 5) * np.cos(c / 7)
-    z += 250 * np.exp(-((r - 20) ** 2 + (c - 22) ** 2) / 30)  # a peak casting shadows
-    return z.astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> SimpleNamespace:
-    """A 40 x 44 px, 10 m UTM scene: optical, DEM, outlines (WGS 84) and stats.
-
-    Glacier A crosses the top edge (rows 0..9, cols 2..15), glacier B the right edge
-    (rows 24..33, cols 30..43): 280 glacier pixels, many within 16 px of the border.
-    """
-    d = tmp_path_factory.mktemp("scene")
-    rng = np.random.default_rng(0)
-    optical = rng.uniform(0.05, 0.95, (6, H, W)).astype(np.float32)
-    _write(d / "optical.tif", optical)
-    _write(d / "dem.tif", _dem())
-    polys = [_px_box(-3, 10.3, 2.3, 15.6), _px_box(24.4, 33.7, 30.2, 46.0)]
-    gdf = gpd.GeoDataFrame({"RGIId": ["RGI60-11.00001", "RGI60-11.00002"]}, geometry=polys,
-                           crs=CRS)
-    gdf.to_crs(4326).to_file(d / "outlines.geojson", driver="GeoJSON")
-    gdf.to_file(d / "outlines_utm.gpkg", driver="GPKG")
-    mins = [0.0] * 6 + [0.0, 0.0, 0.0, 0.0, 0.0]
-    maxs = [1.0] * 6 + [1.0, 90.0, 1.0, 1.0, 1.0]
-    save_stats(Stats(np.array(mins), np.array(maxs)), d / "stats.json")
-    mask = rasterize([(g, 1) for g in polys], out_shape=(H, W), transform=T).astype(bool)
-    assert mask.sum() == 280
-    return SimpleNamespace(dir=d, optical=d / "optical.tif", dem=d / "dem.tif",
-                           outlines=d / "outlines.geojson", outlines_utm=d / "outlines_utm.gpkg",
-                           stats=d / "stats.json", mask=mask, polys=polys)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    """Folder with random-initialised models rand6_weights.h5 and rand11_weights.h5."""
-    import keras
-
-    from utils.model import build_cnn_model, save_weights
-
-    d = tmp_path_factory.mktemp("weights")
-    for n in (6, 11):
-        keras.utils.set_random_seed(n)
-        save_weights(build_cnn_model(n), d / f"rand{n}_weights.h5")
-    return d
-
-
-def _run(argv: list, capsys) -> tuple[int, str]:
-    code = apply.main([str(a) for a in argv] + ["--quiet"])
-    return code, capsys.readouterr().err
-
-
-def _base(scene, weights, out: Path, model: str = "rand11", derive: bool = True) -> list:
-    argv = [model, scene.optical, out, scene.outlines, "--weights_dir", weights,
-            "--stats", scene.stats]
-    if model == "rand11":
-        argv += ["--dem_path", scene.dem]
-    if derive and model == "rand11":
-        argv += ["--derive_features", "--sun_azimuth", SUN[0], "--sun_elevation", SUN[1]]
-    return argv
-
-
-def _reference(scene, model, sun=SUN, optical=None, dem=None):
-    """Full-scene computation (no windows): features.derive_features, pad_features, engine."""
-    with rasterio.open(optical or scene.optical) as src:
-        opt = np.moveaxis(src.read().astype(np.float32), 0, -1)
-    with rasterio.open(dem or scene.dem) as src:
-        z = src.read(1).astype(np.float32)
-        if src.nodata is not None and not np.isnan(src.nodata):
-            z[z == src.nodata] = np.nan
-    topo = feat.derive_features(z, scene.mask, RES, *sun)
-    stack = feat.stack_features(opt, topo)
-    norm = load_stats(scene.stats).normalise(stack)
-    valid = scene.mask & np.isfinite(stack).all(axis=-1)
-    return stack, pad_features(norm), valid
-
-
-# ----------------------------------------------------------------------------- preprocessing
-
-
-@pytest.mark.parametrize("sun", [(150.0, 35.0), (20.0, 12.0), (95.0, 25.0), (265.0, 8.0)])
-def test_block_features_equal_full_scene_derivation(scene, sun):
-    """Windowed features (blocks of 8 rows) == derive_features on the whole scene, padded."""
-    _, ref_padded, ref_valid = _reference(scene, None, sun)
-    with SceneRasters(scene.optical, {"elevation": scene.dem}) as rasters:
-        outl = read_outlines(scene.outlines, rasters.grid.crs)
-        mask = glacier_mask(outl, rasters.grid, scene.optical)
-        np.testing.assert_array_equal(mask, scene.mask)
-        plan = FeaturePlan(list(FEATURES), {"slope", "shadow_mask", "hillshade", "proximity"},
-                           *sun)
-        sf = SceneFeatures(rasters, mask, plan, load_stats(scene.stats))
-        sf.prepare(scan_rows=7)
-        for r0, r1 in blocks(mask, 8):
-            padded, valid = sf.block(r0, r1)
-            np.testing.assert_array_equal(valid, ref_valid[r0:r1])
-            np.testing.assert_allclose(padded, ref_padded[r0 : r1 + 2 * HALF], atol=1e-6)
-
-
-def test_proximity_windowed_equals_full():
-    from scipy import ndimage
-
-    rng = np.random.default_rng(5)
-    field = ndimage.gaussian_filter(rng.standard_normal((150, 60)), 6)
-    mask = field > np.quantile(field, 0.6)
-    ref = feat.proximity(mask, 30.0)[mask]
-    got = proximity_at_glacier(mask, 30.0, block_rows=7, halo=1)  # forces halo doubling
-    np.testing.assert_array_equal(got, ref)
-    full = np.ones((20, 20), bool)  # whole scene glacier: no outline, proximity 0
-    np.testing.assert_array_equal(proximity_at_glacier(full, 10.0, block_rows=3, halo=1),
-                                  feat.proximity(full, 10.0)[full])
-
-
-def test_shadow_halo_is_on_the_sun_side():
-    # 1000 m relief, sun 45 degrees high: shadows up to 1000 m = 100 px long (+2 rows)
-    up, down = shadow_halo(1000.0, 10.0, 0.0, 45.0)  # sun in the north
-    assert 102 <= up <= 103 and down == 2
-    up, down = shadow_halo(1000.0, 10.0, 180.0, 45.0)
-    assert up == 2 and 102 <= down <= 103
-    assert shadow_halo(1000.0, 10.0, 90.0, 45.0)[1] <= 3  # sun in the east: rows barely
-
-
-def test_resample_bilinear_and_nearest_for_the_shadow_mask(scene, tmp_path):
-    shifted = from_origin(600005.0, 5099995.0, RES, RES)  # half a pixel off
-    rng = np.random.default_rng(1)
-    shadow = (rng.random((H, W)) < 0.3).astype(np.float32)
-    s_path = _write(tmp_path / "shadow.tif", shadow, transform=shifted)
-    d_path = _write(tmp_path / "dem.tif", _dem(), transform=shifted)
-    with pytest.raises(SceneError, match="shadow.tif: shadow_mask raster is not on the grid"):
-        SceneRasters(scene.optical, {"shadow_mask": s_path})
-    with SceneRasters(scene.optical, {"shadow_mask": s_path, "elevation": d_path},
-                      resample=True) as rasters:
-        assert sorted(rasters.resampled) == ["elevation", "shadow_mask"]
-        s = rasters.read("shadow_mask", 0, H)
-        z = rasters.read("elevation", 0, H)
-    assert set(np.unique(s[np.isfinite(s)])) <= {0.0, 1.0}  # nearest: still a mask
-    inner = z[2:-2, 2:-2]
-    # bilinear at half a pixel: the mean of the 4 neighbours of the shifted grid
-    d = _dem()
-    expect = (d[1:-3, 1:-3] + d[2:-2, 1:-3] + d[1:-3, 2:-2] + d[2:-2, 2:-2]) / 4
-    np.testing.assert_allclose(inner, expect, rtol=1e-5)
-
-
-def test_outlines_reprojected_repaired_and_filtered(scene, tmp_path):
-    crs = rasterio.crs.CRS.from_string(CRS)
-    grid = SimpleNamespace(crs=crs, transform=T, width=W, height=H, shape=(H, W),
-                           bounds=(600000.0, 5100000.0 - H * RES, 600000.0 + W * RES, 5100000.0))
-    m_utm = glacier_mask(read_outlines(scene.outlines_utm, crs), grid, "scene.tif")
-    m_geo = glacier_mask(read_outlines(scene.outlines, crs), grid, "scene.tif")
-    np.testing.assert_array_equal(m_geo, m_utm)
-    np.testing.assert_array_equal(m_utm, scene.mask)
-    # a self-intersecting bow-tie is repaired, a line is dropped
-    bowtie = Polygon([T @ (2, 20), T @ (12, 30), T @ (12, 20), T @ (2, 30)])
-    assert not bowtie.is_valid
-    path = tmp_path / "bad.gpkg"
-    gpd.GeoDataFrame({"id": [1, 2]}, geometry=[bowtie, LineString([T @ (0, 0), T @ (5, 5)])],
-                     crs=CRS).to_file(path)
-    outl = read_outlines(path, crs)
-    assert len(outl.gdf) == 1 and outl.gdf.geometry.iloc[0].is_valid
-    assert any("repaired 1 invalid" in n for n in outl.notes)
-    assert any("dropped 1" in n for n in outl.notes)
-    assert glacier_mask(outl, grid, "scene.tif").sum() > 30
-    # a shapefile without .prj: assumed to be in the scene's CRS, with a note
-    shp = tmp_path / "noprj.shp"
-    gpd.GeoDataFrame({"RGIId": ["a", "b"]}, geometry=scene.polys).to_file(shp)
-    assert not shp.with_suffix(".prj").exists()
-    outl = read_outlines(shp, crs)
-    assert any("has no CRS; assumed" in n for n in outl.notes)
-    np.testing.assert_array_equal(glacier_mask(outl, grid, "scene.tif"), scene.mask)
-
-
-W11 = Path("w/m_weights.h5")
-
-
-@pytest.mark.parametrize(
-    "n, given, derive, sun, match",
-    [
-        (6, {"slope": "s.tif"}, False, None, "expects 6 features.*--slope_path is given"),
-        (6, {"proximity": "p.tif", "hillshade": "h"}, True, None, "are given"),
-        (8, {"slope": "s.tif"}, False, None, "elevation needs --dem_path"),
-        (8, {"elevation": "d.tif"}, False, None, "slope needs --slope_path, or --derive"),
-        (10, {"elevation": "d", "slope": "s", "shadow_mask": "m"}, False, None,
-         "must be given together.*--hillshade_path is missing"),
-        (10, {"elevation": "d", "slope": "s", "hillshade": "h"}, False, None,
-         "--shadow_path is missing"),
-        (10, {"elevation": "d", "slope": "s"}, False, None, "need --shadow_path and"),
-        (10, {"elevation": "d"}, True, None, "needs --sun_azimuth and --sun_elevation"),
-        (11, {"elevation": "d", "slope": "s", "shadow_mask": "m", "hillshade": "h"}, False,
-         None, "proximity needs --proximity_path"),
-        (7, {}, False, None, "has 7 input features"),
-    ],
-)
-def test_plan_features_checks_fire(n, given, derive, sun, match):
-    """The library names request fields (no flags); a CLI says them as its flags."""
-    sun = sun or (None, None)
-    with pytest.raises(SceneError) as info:
-        mapping.plan_features(n, W11, given, derive, *sun)
-    assert "--" not in str(info.value)
-    assert re.search(match, cli_message(info.value)), cli_message(info.value)
-
-
-def test_plan_features_derives_only_what_is_missing():
-    plan = mapping.plan_features(11, W11, {"elevation": "d", "shadow_mask": "m"}, True, 10, 20)
-    assert plan.features == list(FEATURES)
-    assert plan.derive == {"slope", "hillshade", "proximity"}
-    plan = mapping.plan_features(6, W11, {"elevation": "d"}, False)  # DEM allowed (stats)
-    assert plan.features == list(OPTICAL) and not plan.derive
-    plan = mapping.plan_features(11, W11, {"elevation": "d"}, True, 150.0, 30.0)
-    assert plan.derive == {"slope", "shadow_mask", "hillshade", "proximity"}
-
+from utils.normalisation import Stats, save_stats
+from utils.study import CLASSES, FEATURES, HALF
 
 # ----------------------------------------------------------------------------- end to end
 
@@ -289,7 +46,7 @@ def test_plan_features_derives_only_what_is_missing():
 def test_end_to_end_outputs(scene, weights, tmp_path, capsys):
     out = tmp_path / "facies.tif"
     conf, png, csv = tmp_path / "conf.tif", tmp_path / "quick.png", tmp_path / "stats.csv"
-    code, err = _run(_base(scene, weights, out) + [
+    code, err = run_apply(base_argv(scene, weights, out) + [
         "--confidence_path", conf, "--quicklook", png, "--stats_csv", csv,
         "--block_rows", 16], capsys)
     assert code == 0, err
@@ -326,11 +83,11 @@ def test_windowed_run_equals_full_scene_reference(scene, weights, tmp_path, caps
     from utils.model import load_model
 
     out, conf = tmp_path / "raw.tif", tmp_path / "conf.tif"
-    code, err = _run(_base(scene, weights, out) + ["--no_smoothing", "--block_rows", 8,
+    code, err = run_apply(base_argv(scene, weights, out) + ["--no_smoothing", "--block_rows", 8,
                                                    "--confidence_path", conf], capsys)
     assert code == 0, err
     model = load_model(weights / "rand11_weights.h5")
-    _, padded, valid = _reference(scene, model)
+    _, padded, valid = reference(scene, model)
     rr, cc = np.nonzero(valid)
     probs = patch_probs(model, padded, rr, cc, batch_size=64)
     with rasterio.open(out) as src:
@@ -343,7 +100,7 @@ def test_windowed_run_equals_full_scene_reference(scene, weights, tmp_path, caps
     np.testing.assert_allclose(got_conf[rr, cc], probs.max(axis=1), atol=1e-5)
     # the smoothed map is the 3x3 mode of the raw one
     smooth = tmp_path / "smooth.tif"
-    code, err = _run(_base(scene, weights, smooth) + ["--block_rows", 8], capsys)
+    code, err = run_apply(base_argv(scene, weights, smooth) + ["--block_rows", 8], capsys)
     assert code == 0, err
     with rasterio.open(smooth) as src:
         np.testing.assert_array_equal(src.read(1), mode_filter_3x3(got))
@@ -354,7 +111,7 @@ def test_default_engine_gives_the_patch_engines_map(scene, weights, tmp_path, ca
     maps = {}
     for name, extra in (("default", []), ("patch", ["--engine", "patch"])):
         out, conf = tmp_path / f"{name}.tif", tmp_path / f"{name}_conf.tif"
-        code, err = _run(_base(scene, weights, out) + ["--confidence_path", conf] + extra,
+        code, err = run_apply(base_argv(scene, weights, out) + ["--confidence_path", conf] + extra,
                          capsys)
         assert code == 0, err
         with rasterio.open(out) as a, rasterio.open(conf) as b:
@@ -369,15 +126,15 @@ def test_nodata_pixels_are_not_classified(scene, weights, tmp_path, capsys):
     with rasterio.open(scene.optical) as src:
         opt = src.read()
     opt[2, 5, 6] = np.nan  # red missing at a glacier pixel
-    optical = _write(tmp_path / "optical_nan.tif", opt)
-    dem = _dem()
+    optical = write_raster(tmp_path / "optical_nan.tif", opt)
+    dem = dem_surface()
     dem[28, 35] = -32768  # DEM nodata value inside glacier B
-    dem_path = _write(tmp_path / "dem_nd.tif", dem, nodata=-32768)
+    dem_path = write_raster(tmp_path / "dem_nd.tif", dem, nodata=-32768)
     out = tmp_path / "out.tif"
-    argv = _base(scene, weights, out, derive=True)
+    argv = base_argv(scene, weights, out, derive=True)
     argv[1] = optical
     argv[argv.index("--dem_path") + 1] = dem_path
-    code, err = _run(argv + ["--no_smoothing"], capsys)
+    code, err = run_apply(argv + ["--no_smoothing"], capsys)
     assert code == 0, err
     with rasterio.open(out) as src:
         classes = src.read(1)
@@ -387,15 +144,15 @@ def test_nodata_pixels_are_not_classified(scene, weights, tmp_path, capsys):
 
 
 def test_feature_raster_on_other_grid_needs_resample(scene, weights, tmp_path, capsys):
-    shifted = _write(tmp_path / "dem_shift.tif", _dem(), transform=from_origin(
+    shifted = write_raster(tmp_path / "dem_shift.tif", dem_surface(), transform=from_origin(
         600005.0, 5100000.0, RES, RES))
     out = tmp_path / "out.tif"
-    argv = _base(scene, weights, out)
+    argv = base_argv(scene, weights, out)
     argv[argv.index("--dem_path") + 1] = shifted
-    code, err = _run(argv, capsys)
+    code, err = run_apply(argv, capsys)
     assert code == 2 and "dem_shift.tif" in err and "--resample" in err
     assert not out.exists()
-    code, err = _run(argv + ["--resample"], capsys)
+    code, err = run_apply(argv + ["--resample"], capsys)
     assert code == 0, err
     assert "warped onto the scene grid" in err
     with rasterio.open(out) as src:
@@ -414,7 +171,7 @@ def test_calibrated_confidence_without_confidence_path(scene, weights, tmp_path,
     argv = ["rand6", scene.optical, tmp_path / "out.tif", scene.outlines, "--weights_dir",
             weights, "--stats", scene.stats, "--calibration_model", cal, "--stats_csv", csv,
             "--dem_path", scene.dem]
-    code, err = _run(argv, capsys)
+    code, err = run_apply(argv, capsys)
     assert code == 0, err
     table = pd.read_csv(csv)
     assert table["mean_confidence"].between(0, 1).all()
@@ -428,7 +185,7 @@ def test_late_failure_leaves_no_output(scene, weights, tmp_path, capsys, monkeyp
     monkeypatch.setattr(mapping, "write_float_map", boom)
     out = tmp_path / "out.tif"
     with pytest.raises(OSError):
-        apply.main([str(a) for a in _base(scene, weights, out, model="rand6")]
+        apply.main([str(a) for a in base_argv(scene, weights, out, model="rand6")]
                    + ["--confidence_path", str(tmp_path / "c.tif"), "--quiet"])
     assert list(tmp_path.iterdir()) == []
 
@@ -439,9 +196,13 @@ def test_late_failure_leaves_no_output(scene, weights, tmp_path, capsys, monkeyp
 def _bad_cases(scene, weights, d: Path) -> dict[str, tuple[list, str]]:
     """name -> (argv, text the error must contain); every case exits 2."""
     out = d / "out" / "facies.tif"
-    base = _base(scene, weights, out)
+    base = base_argv(scene, weights, out)
     with rasterio.open(scene.optical) as src:
-        three = _write(d / "three.tif", src.read()[:3])
+        three = write_raster(d / "three.tif", src.read()[:3])
+        dn = write_raster(d / "dn.tif", (src.read() * 255).astype(np.uint8), nodata=None)
+    flat = json.loads(scene.stats.read_text())
+    flat["max"][FEATURES.index("hillshade")] = flat["min"][FEATURES.index("hillshade")]
+    (d / "flat_stats.json").write_text(json.dumps(flat))
     (d / "junk.tif").write_text("not a raster")
     (d / "junk.geojson").write_text("{not json")
     (d / "junk_weights.h5").write_text("not hdf5")
@@ -456,7 +217,7 @@ def _bad_cases(scene, weights, d: Path) -> dict[str, tuple[list, str]]:
         other = np.zeros((h, w), np.float32)
         reproject(src.read(1), other, src_transform=T, src_crs=src.crs, dst_transform=tr,
                   dst_crs="EPSG:32631")
-    other_crs = _write(d / "dem_32631.tif", other, crs="EPSG:32631", transform=tr)
+    other_crs = write_raster(d / "dem_32631.tif", other, crs="EPSG:32631", transform=tr)
     existing = d / "out" / "exists.tif"
 
     def swap(argv, flag, value):
@@ -469,7 +230,7 @@ def _bad_cases(scene, weights, d: Path) -> dict[str, tuple[list, str]]:
         argv[i] = value
         return argv
 
-    no_derive = _base(scene, weights, out, derive=False)
+    no_derive = base_argv(scene, weights, out, derive=False)
     return {
         "raster_bands": (pos(base, 1, three), "three.tif: RASTER has 3 band"),
         "raster_missing": (pos(base, 1, d / "nope.tif"), "nope.tif: RASTER"),
@@ -497,6 +258,14 @@ def _bad_cases(scene, weights, d: Path) -> dict[str, tuple[list, str]]:
         "confidence_is_output": (base + ["--confidence_path", out], "same file"),
         "output_is_input": (pos(base, 2, scene.dem) + ["--overwrite"],
                             "dem.tif: OUTPUT would overwrite an input file"),
+        "raster_digital_numbers": (pos(base, 1, dn), "dn.tif: optical values inside the "
+                                   "glaciers are far outside the range"),
+        "stats_min_equals_max": (swap(base, "--stats", d / "flat_stats.json"),
+                                 "flat_stats.json: feature hillshade: min == max"),
+        "output_name_too_long": (pos(base, 2, d / "out" / ("f" * 245 + ".tif")),
+                                 "OUTPUT file name is too long"),
+        "sun_below_horizon": (swap(base, "--sun_elevation", "0"),
+                              "--sun_elevation 0 degrees is not above the horizon"),
     }
 
 
@@ -504,7 +273,9 @@ BAD = ["raster_bands", "raster_missing", "raster_junk", "outlines_missing", "out
        "outlines_disjoint", "dem_missing", "dem_other_crs", "weights_missing", "weights_junk",
        "weights_6_given_slope", "weights_11_no_dem", "shadow_without_hillshade",
        "derive_without_sun", "stats_missing", "stats_junk", "calibration_junk",
-       "output_exists", "output_folder_missing", "confidence_is_output", "output_is_input"]
+       "output_exists", "output_folder_missing", "confidence_is_output", "output_is_input",
+       "raster_digital_numbers", "stats_min_equals_max", "output_name_too_long",
+       "sun_below_horizon"]
 
 
 @pytest.fixture(scope="module")
@@ -520,7 +291,7 @@ def test_bad_input_exits_2_naming_the_problem(case, bad_dir, capsys):
     existing = d / "out" / "exists.tif"
     existing.write_bytes(b"keep me")
     argv, text = cases[case]
-    code, err = _run(argv, capsys)
+    code, err = run_apply(argv, capsys)
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("apply.py: error: "), err
@@ -529,14 +300,34 @@ def test_bad_input_exits_2_naming_the_problem(case, bad_dir, capsys):
     assert existing.read_bytes() == b"keep me"
 
 
+def test_negative_sun_elevation_is_a_usage_error(scene, weights, tmp_path, capsys):
+    """The sun below the horizon is refused by the command line (the library: test_pipeline)."""
+    argv = base_argv(scene, weights, tmp_path / "o.tif")
+    argv[argv.index("--sun_elevation") + 1] = "-5"
+    code, err = run_apply(argv, capsys)
+    assert code == 2 and "--sun_elevation: -5.0 is outside 0..90 degrees" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unused_calibrator_is_said(scene, weights, tmp_path, capsys):
+    from utils.calibration import TemperatureCalibrator, save_calibrator
+
+    cal = save_calibrator(TemperatureCalibrator(2.0), tmp_path / "cal.json")
+    argv = base_argv(scene, weights, tmp_path / "o.tif", model="rand6") + [
+        "--calibration_model", cal]
+    code, err = run_apply(argv, capsys)
+    assert code == 0, err
+    assert "cal.json: the calibrator is unused" in err
+
+
 def test_derive_features_needs_projected_crs(bad_dir, weights, scene, tmp_path, capsys):
-    geo = _write(tmp_path / "geo.tif", np.ones((6, 40, 40), np.float32), crs="EPSG:4326",
+    geo = write_raster(tmp_path / "geo.tif", np.ones((6, 40, 40), np.float32), crs="EPSG:4326",
                  transform=from_origin(9.0, 46.0, 0.001, 0.001))
-    _write(tmp_path / "geo_dem.tif", np.ones((40, 40), np.float32), crs="EPSG:4326",
+    write_raster(tmp_path / "geo_dem.tif", np.ones((40, 40), np.float32), crs="EPSG:4326",
            transform=from_origin(9.0, 46.0, 0.001, 0.001))
     gpd.GeoDataFrame({"id": [1]}, geometry=[box(9.005, 45.97, 9.02, 45.99)],
                      crs=4326).to_file(tmp_path / "o.gpkg")
-    code, err = _run(["rand11", geo, tmp_path / "o.tif", tmp_path / "o.gpkg", "--weights_dir",
+    code, err = run_apply(["rand11", geo, tmp_path / "o.tif", tmp_path / "o.gpkg", "--weights_dir",
                       weights, "--stats", scene.stats, "--dem_path", tmp_path / "geo_dem.tif",
                       "--derive_features", "--sun_azimuth", 150, "--sun_elevation", 30], capsys)
     assert code == 2 and "projected" in err and "EPSG:4326" in err
@@ -549,14 +340,14 @@ def test_unwritable_output_folder(scene, weights, tmp_path, capsys, monkeypatch)
     real = utils.files.os.access
     monkeypatch.setattr(utils.files.os, "access",
                         lambda p, m: False if Path(p) == tmp_path else real(p, m))
-    code, err = _run(_base(scene, weights, tmp_path / "out.tif"), capsys)
+    code, err = run_apply(base_argv(scene, weights, tmp_path / "out.tif"), capsys)
     assert code == 2 and f"{tmp_path} of OUTPUT is not writable" in err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_subprocess_exit_code_and_help(scene, weights, tmp_path):
     """The real command line: exit status 2, one line, no traceback; --help documents."""
-    bad = _write(tmp_path / "two.tif", np.zeros((2, 5, 5), np.float32))
+    bad = write_raster(tmp_path / "two.tif", np.zeros((2, 5, 5), np.float32))
     r = subprocess.run([sys.executable, str(ROOT / "apply.py"), str(weights / "rand6_weights.h5"),
                         str(bad),
                         str(tmp_path / "o.tif"), str(scene.outlines), "--stats",
@@ -592,7 +383,7 @@ def test_real_landsat_scene_plumbing(shared_dir, reference_dir, tmp_path, capsys
             resampling=Resampling.bilinear) as vrt:
         nir = vrt.read(1).astype(np.float32)
     stack = np.concatenate([rgb, nir[None], np.zeros((2, win.height, win.width), np.float32)])
-    raster = _write(tmp_path / "khumbu6.tif", stack, crs=crs, transform=tr, nodata=None)
+    raster = write_raster(tmp_path / "khumbu6.tif", stack, crs=crs, transform=tr, nodata=None)
     mins, maxs = [0.0] * 11, [255.0] * 4 + [1.0] * 7
     save_stats(Stats(np.array(mins), np.array(maxs)), tmp_path / "stats.json")
     weights = reference_dir / "weights" / "1" / "0_cnn_afterconfidentlearning_weights.h5"
@@ -601,9 +392,9 @@ def test_real_landsat_scene_plumbing(shared_dir, reference_dir, tmp_path, capsys
     out, csv = tmp_path / "khumbu_facies.tif", tmp_path / "khumbu.csv"
     argv = [weights, raster, out, outlines, "--stats", tmp_path / "stats.json",
             "--dem_path", crop2, "--stats_csv", csv]
-    code, err = _run(argv, capsys)
+    code, err = run_apply(argv, capsys)
     assert code == 2 and "B4_crop2.TIF: DEM is not on the grid" in err
-    code, err = _run(argv + ["--resample"], capsys)
+    code, err = run_apply(argv + ["--resample"], capsys)
     assert code == 0, err
     # reference mask: outlines reprojected from EPSG:4326, pixel centres inside
     gdf = gpd.read_file(outlines).to_crs(crs)
@@ -642,7 +433,7 @@ def test_every_calibrator_kind_is_accepted(kind, scene, weights, tmp_path, capsy
     argv = ["rand6", scene.optical, tmp_path / "out.tif", scene.outlines, "--weights_dir",
             weights, "--stats", scene.stats, "--calibration_model", cal,
             "--confidence_path", conf_path]
-    code, err = _run(argv, capsys)
+    code, err = run_apply(argv, capsys)
     assert code == 0, err
     with rasterio.open(conf_path) as src:
         conf = src.read(1)

@@ -69,11 +69,3 @@ def run_engine(
     if progress is not None:
         progress(len(rows))
     return probs
-def confidence(probs: np.ndarray, calibrator: Any | None = None) -> np.ndarray:
-    """Confidence (n,) float32 in [0, 1]: max probability, or ``calibrator.calibrate(probs)``."""
-    p = np.asarray(probs, dtype=np.float32)
-    if p.shape[0] == 0:
-        return np.empty(0, dtype=np.float32)
-    conf = p.max(axis=1) if calibrator is None else np.asarray(calibrator.calibrate(p))
-    conf = np.asarray(conf, dtype=np.float32).reshape(p.shape[0])
-    return np.clip(np.nan_to_num(conf, nan=0.0), 0.0, 1.0)

@@ -21,6 +21,7 @@ import numpy as np
 
 from utils.study import HALF, PATCH_SIZE
 
+
 def pad_features(features: np.ndarray, half: int = HALF) -> np.ndarray:
     """NaN -> 0, then reflect-pad ``half`` px on every side: (H, W, F) -> (H+2h, W+2h, F).
 

@@ -20,12 +20,8 @@ describes.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import secrets
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +30,6 @@ import rasterio
 from rasterio import shutil as rio_shutil
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
-from rasterio.io import DatasetReader
 from rasterio.transform import Affine
 from rasterio.windows import Window
 

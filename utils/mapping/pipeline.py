@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from utils.calibration import calibrated_confidence, load_calibrator
 from utils.errors import SceneError, StatsError
 from utils.files import check_output, sigterm_cleans_up
-from utils.inference.engines import DEFAULT_ENGINE, ENGINES, confidence, run_engine
+from utils.inference.engines import DEFAULT_ENGINE, ENGINES, run_engine
 from utils.inference.patch import DEFAULT_BATCH
 from utils.mapping.glacier_stats import glacier_stats, write_stats_csv
 from utils.mapping.outputs import (
@@ -280,12 +281,10 @@ def _map_scene(req: MapRequest, progress: bool, log: Callable[[str], None]) -> d
     engine_fn = ENGINES[req.engine] if isinstance(req.engine, str) else req.engine
     calibrator = None
     if req.calibration_model is not None:
-        from utils.calibration import load_calibrator
-
         calibrator = load_calibrator(req.calibration_model)
         if req.confidence_path is None and req.stats_csv is None:
-            log(f"{req.calibration_model}: calibration_model is unused without "
-                "confidence_path or stats_csv (the calibrated confidence goes there)")
+            log(f"{req.calibration_model}: the calibrator is unused: it calibrates the "
+                "confidence map and the statistics CSV's mean confidence, and neither is asked")
     given = req.given()
     raster, smoothing = req.raster, req.smoothing
     confidence_path, stats_csv = req.confidence_path, req.stats_csv
@@ -335,7 +334,7 @@ def _map_scene(req: MapRequest, progress: bool, log: Callable[[str], None]) -> d
                     t_engine += time.perf_counter() - t0
                     classes[r0 + rr, cc] = np.argmax(probs, axis=1).astype(np.int16)
                     if conf_map is not None:
-                        conf_map[r0 + rr, cc] = confidence(probs, calibrator)
+                        conf_map[r0 + rr, cc] = calibrated_confidence(probs, calibrator)
                     n_done += rr.size
                 del padded
         scene = mask = None  # free the scene-sized mask and proximity values

@@ -28,6 +28,7 @@ from utils.normalisation import Stats
 from utils.scene.raster import SceneRasters
 from utils.study import FEATURES, HALF, OPTICAL
 
+
 def row_offsets(mask: np.ndarray) -> np.ndarray:
     """(H + 1,) int64: index of the first glacier pixel of each row in row-major order."""
     counts = np.count_nonzero(mask, axis=1)

@@ -22,6 +22,7 @@ from rasterio.features import rasterize
 from utils.errors import SceneError
 from utils.scene.raster import Grid
 
+
 @dataclass
 class Outlines:
     """Glacier outlines in the scene CRS.

@@ -1,4 +1,4 @@
-"""Tests for utils.mapping.outputs: GeoTIFF round trips, COG layout, legend sidecars, safe writes."""
+"""utils.mapping.outputs: GeoTIFF round trips, COG layout, legend sidecars, safe writes."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+
 from utils.errors import OutputError, RasterReadError
+from utils.mapping import outputs
 from utils.mapping.legend import aux_xml_path, qml_path, read_class_names
 from utils.mapping.outputs import write_class_map, write_float_map
 from utils.scene.raster import open_raster, read_raster, read_window
-
-from utils.mapping import outputs as raster_io
 from utils.study import CLASS_COLORS, CLASSES
 
 ND = -9999
@@ -105,15 +105,15 @@ def test_class_overviews_equal_brute_force_mode(shape):
     a[rng.random(shape) < 0.4] = ND
     a[:8, :8] = ND  # whole all-nodata blocks
     for block_pixels in (1, 10**6):
-        ovrs = raster_io.class_overviews(a, [2, 4, 8], block_pixels=block_pixels)
+        ovrs = outputs.class_overviews(a, [2, 4, 8], block_pixels=block_pixels)
         for f, o in zip([2, 4, 8], ovrs, strict=True):
             np.testing.assert_array_equal(o, _brute_mode_downsample(a, f))
 
 
 def test_overview_factors_like_gdal():
-    assert raster_io.overview_factors(1100, 1200) == [2, 4]
-    assert raster_io.overview_factors(512, 512) == []
-    assert raster_io.overview_factors(10980, 10980) == [2, 4, 8, 16, 32]
+    assert outputs.overview_factors(1100, 1200) == [2, 4]
+    assert outputs.overview_factors(512, 512) == []
+    assert outputs.overview_factors(10980, 10980) == [2, 4, 8, 16, 32]
 
 
 def test_class_map_overviews_in_file_are_mode_with_nodata(tmp_path):
@@ -143,7 +143,7 @@ def test_class_names_in_tiff_tags_and_sidecar(class_tif):
     assert read_class_names(path) == list(CLASSES)
     with rasterio.open(path) as src:
         assert src.tags()["CLASS_NAMES"].split(",") == list(CLASSES)
-        assert src.descriptions == (raster_io.CLASS_BAND_DESCRIPTION,)
+        assert src.descriptions == (outputs.CLASS_BAND_DESCRIPTION,)
     band = ET.parse(aux_xml_path(path)).getroot().find("PAMRasterBand[@band='1']")
     assert [c.text for c in band.find("CategoryNames")] == list(CLASSES)
 
@@ -154,7 +154,7 @@ def test_class_names_survive_without_sidecars(tmp_path):
     qml_path(path).unlink()
     assert read_class_names(path) == list(CLASSES)
     with rasterio.open(path) as src:
-        assert src.descriptions == (raster_io.CLASS_BAND_DESCRIPTION,)
+        assert src.descriptions == (outputs.CLASS_BAND_DESCRIPTION,)
         with pytest.raises(ValueError):
             src.colormap(1)  # the colour table lives only in the sidecar (int16)
 
@@ -219,7 +219,7 @@ def test_float_map_round_trip_with_nodata(tmp_path):
 
 
 def test_float_map_overviews_average_valid_pixels_only(tmp_path, monkeypatch):
-    monkeypatch.setattr(raster_io, "WRITE_BLOCK_VALUES", 512 * 700)  # 3 row blocks
+    monkeypatch.setattr(outputs, "WRITE_BLOCK_VALUES", 512 * 700)  # 3 row blocks
     v = np.full((1100, 700), 0.25, dtype=np.float32)
     v[0, 0] = np.nan  # overview pixel (0, 0) averages 0.25, 0.25, 0.25 only
     v[2:4, 0:2] = np.nan  # overview pixel (1, 0) has no valid pixel
@@ -305,7 +305,7 @@ def test_unwritable_folder_is_an_error_naming_it(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(raster_io.os, "open", deny)
+    monkeypatch.setattr(outputs.os, "open", deny)
     with pytest.raises(OutputError, match=str(folder)) as info:
         write_class_map(folder / "m.tif", _class_map(8, 8), "EPSG:32632", UTM32)
     assert isinstance(info.value, OSError)
@@ -319,15 +319,16 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, stage):
         raise RuntimeError(f"injected failure in {stage}")
 
     if stage == "cog":
-        real = raster_io._write_class_cog
+        real = outputs._write_class_cog
 
         def partial(tmp, *args, **kwargs):
             real(tmp, *args, **kwargs)  # the temp file is complete on disk, then we fail
             raise RuntimeError("injected failure after writing")
 
-        monkeypatch.setattr(raster_io, "_write_class_cog", partial)
+        monkeypatch.setattr(outputs, "_write_class_cog", partial)
     else:
-        monkeypatch.setattr(raster_io, {"cog": "_write_class_cog", "pam": "write_class_pam", "qml": "write_class_qml"}[stage], boom)
+        name = {"cog": "_write_class_cog", "pam": "write_class_pam", "qml": "write_class_qml"}
+        monkeypatch.setattr(outputs, name[stage], boom)
     with pytest.raises(RuntimeError, match="injected"):
         write_class_map(tmp_path / "m.tif", _class_map(30, 30), "EPSG:32632", UTM32)
     assert _files(tmp_path) == []
@@ -341,7 +342,7 @@ def test_failure_while_publishing_rolls_back(tmp_path, monkeypatch):
             raise OSError(5, "injected I/O error")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(raster_io.os, "replace", fail_on_sidecar)
+    monkeypatch.setattr(outputs.os, "replace", fail_on_sidecar)
     with pytest.raises(OSError, match="injected"):
         write_class_map(tmp_path / "m.tif", _class_map(30, 30), "EPSG:32632", UTM32)
     monkeypatch.undo()
@@ -353,7 +354,7 @@ def test_failed_overwrite_keeps_old_file(tmp_path, monkeypatch):
     a = _class_map(30, 30, seed=3)
     write_class_map(target, a, "EPSG:32632", UTM32)
     before = {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)}
-    monkeypatch.setattr(raster_io, "write_class_pam", lambda aux: 1 / 0)
+    monkeypatch.setattr(outputs, "write_class_pam", lambda aux: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         write_class_map(target, _class_map(30, 30, seed=4), "EPSG:32632", UTM32, overwrite=True)
     assert {n: (tmp_path / n).read_bytes() for n in _files(tmp_path)} == before
@@ -437,19 +438,19 @@ def test_no_hard_links_falls_back_without_clobbering(tmp_path, monkeypatch):
     def no_link(src, dst):
         raise PermissionError(1, "hard links not supported")
 
-    monkeypatch.setattr(raster_io.os, "link", no_link)
+    monkeypatch.setattr(outputs.os, "link", no_link)
     target = tmp_path / "c.tif"
     write_float_map(target, np.full((4, 4), 0.5), "EPSG:32632", UTM32)
     np.testing.assert_array_equal(read_raster(target)[0], np.full((4, 4), 0.5, np.float32))
     # A file appearing at the target during the write is not clobbered.
-    real = raster_io._write_float_cog
+    real = outputs._write_float_cog
 
     def racing(tmp, *args, **kwargs):
         real(tmp, *args, **kwargs)
         target.write_bytes(b"someone else's")
 
     target.unlink()
-    monkeypatch.setattr(raster_io, "_write_float_cog", racing)
+    monkeypatch.setattr(outputs, "_write_float_cog", racing)
     with pytest.raises(FileExistsError, match="c.tif"):
         write_float_map(target, np.zeros((4, 4)), "EPSG:32632", UTM32)
     assert target.read_bytes() == b"someone else's"
@@ -458,13 +459,13 @@ def test_no_hard_links_falls_back_without_clobbering(tmp_path, monkeypatch):
 
 def test_file_appearing_during_write_is_not_clobbered(tmp_path, monkeypatch):
     target = tmp_path / "m.tif"
-    real = raster_io._write_class_cog
+    real = outputs._write_class_cog
 
     def racing(tmp, *args, **kwargs):
         real(tmp, *args, **kwargs)
         target.write_bytes(b"someone else's")
 
-    monkeypatch.setattr(raster_io, "_write_class_cog", racing)
+    monkeypatch.setattr(outputs, "_write_class_cog", racing)
     with pytest.raises(FileExistsError, match="m.tif"):
         write_class_map(target, _class_map(10, 10), "EPSG:32632", UTM32)
     assert target.read_bytes() == b"someone else's"
