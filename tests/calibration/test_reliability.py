@@ -23,26 +23,27 @@ HAND_OK = np.array([0, 1, 0, 1, 1, 1, 1, 0], dtype=bool)
 
 def test_reliability_hand_example() -> None:
     rel = reliability(HAND_CONF, HAND_OK, n_bins=4)
-    # bins [0,.25) [.25,.5) [.5,.75) [.75,1]; 0.25 is on an edge -> second bin
-    assert rel.count.tolist() == [2, 2, 2, 2]
-    assert np.allclose(rel.conf, [0.15, 0.275, 0.575, 0.95])
+    # bins [0,.25) [.25,.5) [.5,.75) [.75,1); 0.25 is on an edge -> second bin;
+    # 1.0 is in no bin (the study's ``conf < upper``)
+    assert rel.count.tolist() == [2, 2, 2, 1]
+    assert np.allclose(rel.conf, [0.15, 0.275, 0.575, 0.9])
     assert np.allclose(rel.acc, [0.5, 0.0, 1.0, 1.0])
     assert np.allclose(rel.edges, [0, 0.25, 0.5, 0.75, 1.0])
-    expected = (2 * 0.35 + 2 * 0.275 + 2 * 0.425 + 2 * 0.05) / 8
+    expected = (2 * 0.35 + 2 * 0.275 + 2 * 0.425 + 1 * 0.1) / 7
     assert ece(rel) == pytest.approx(expected, abs=1e-12)
     assert ece(HAND_CONF, HAND_OK, n_bins=4) == pytest.approx(expected, abs=1e-12)
 
 
 def test_reliability_empty_bins_and_edges() -> None:
     rel = reliability(HAND_CONF, HAND_OK, n_bins=10)
-    assert rel.count.sum() == len(HAND_CONF)
+    assert rel.count.sum() == len(HAND_CONF) - 1  # 1.0 is in no bin
     assert rel.count[4] == 0 and np.isnan(rel.conf[4]) and np.isnan(rel.acc[4])
-    assert rel.count[9] == 2  # 0.9 and 1.0
-    # ECE by hand over the 7 non-empty bins (each holds its own points)
+    assert rel.count[9] == 1  # 0.9
+    # ECE by hand over the 6 non-empty bins (each holds its own points)
     per_bin = {1: ([0.1], [0]), 2: ([0.2, 0.25], [1, 0]), 3: ([0.3], [0]), 5: ([0.55], [1]),
-               6: ([0.6], [1]), 9: ([0.9, 1.0], [1, 1])}
+               6: ([0.6], [1]), 9: ([0.9], [1])}
     total = sum(len(c) * abs(np.mean(c) - np.mean(a)) for c, a in per_bin.values())
-    assert ece(rel) == pytest.approx(total / 8, abs=1e-12)
+    assert ece(rel) == pytest.approx(total / 7, abs=1e-12)
     assert np.isnan(ece(reliability(np.array([]), np.array([], dtype=bool))))
 
 
@@ -95,3 +96,14 @@ def test_classwise_selection() -> None:
     assert rel2.count[0] == 3
     assert correctness(probs, labels).tolist() == [True, False, True, True, False, True]
 
+
+
+def test_confidence_one_falls_outside_the_last_bin() -> None:
+    """As the study (``lower <= conf < upper``): a confidence of exactly 1.0 is in no bin."""
+    rel = reliability([0.95, 1.0, 1.0], [False, True, True], n_bins=10)
+    assert rel.count.sum() == 1 and rel.count[9] == 1
+    assert rel.acc[9] == 0.0
+    assert ece([0.95, 1.0, 1.0], [False, True, True], n_bins=10) == pytest.approx(0.95)
+    assert np.isnan(ece([1.0], [True], n_bins=10))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        reliability([1.2], [True], n_bins=10)

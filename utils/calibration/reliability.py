@@ -1,7 +1,9 @@
 """Reliability statistics: equal confidence bins, per-bin accuracy, expected calibration error.
 
-Confidences lie in [0, 1]; ``n`` equal bins hold [i/n, (i+1)/n), and a
-confidence of exactly 1 goes to the last bin. The paper's ECE uses 100 bins
+Confidences lie in [0, 1]; ``n`` equal bins hold [i/n, (i+1)/n). As in the
+study's notebook (``lower <= conf < upper``), a confidence of exactly 1.0 falls
+outside the last bin: :func:`reliability` (and so ECE and the calibrators'
+fitting points) leaves such predictions out. The paper's ECE uses 100 bins
 (ECE_100); the study's calibrators are fitted on a 25-bin reliability curve.
 """
 
@@ -70,7 +72,8 @@ def reliability(
     """Reliability statistics of confidences (N,) and correctness (N,) in ``n_bins`` bins.
 
     Any shapes are accepted as long as ``conf`` and ``correct`` (and the optional
-    boolean ``mask`` selecting the predictions to use) have the same shape.
+    boolean ``mask`` selecting the predictions to use) have the same shape. A
+    confidence of exactly 1.0 is counted in no bin, as in the study (``conf < upper``).
     """
     c = np.asarray(conf, dtype=np.float64)
     ok = np.asarray(correct)
@@ -82,6 +85,7 @@ def reliability(
             raise ValueError(f"mask has shape {m.shape}, confidences {c.shape}")
         c, ok = c[m], ok[m]
     c, ok = c.ravel(), ok.ravel().astype(np.float64)
+    c, ok = c[c != 1.0], ok[c != 1.0]  # the study's ``conf < upper``: 1.0 is in no bin
     idx = bin_index(c, n_bins)
     count = np.bincount(idx, minlength=n_bins)
     conf_sum = np.bincount(idx, weights=c, minlength=n_bins)
