@@ -57,7 +57,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from utils.errors import InputError, cli_message
+from utils.cli import run_cli
 from utils.inference.engines import DEFAULT_ENGINE, ENGINES
 from utils.inference.patch import DEFAULT_BATCH
 from utils.mapping.pipeline import DEFAULT_BLOCK_ROWS, MapRequest, map_scene
@@ -187,14 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     fields = {f.name for f in dataclasses.fields(MapRequest)}
     request = MapRequest(**{k: v for k, v in vars(args).items() if k in fields},
                          smoothing=not args.no_smoothing)
-    try:
-        summary = map_scene(request, progress=not args.quiet, log=to_stderr)
-    except (InputError, FileNotFoundError, PermissionError) as e:
-        print(f"{PROG}: error: {cli_message(e)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
-        return 130
+    code, summary = run_cli(PROG, lambda: map_scene(request, progress=not args.quiet,
+                                                    log=to_stderr))
+    if code:
+        return code
     to_stderr(f"classified {summary['classified_px']} of {summary['glacier_px']} glacier pixels "
               f"in {summary['seconds']:.1f} s; wrote {', '.join(summary['outputs'])}")
     return 0

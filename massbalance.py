@@ -127,21 +127,13 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 usage/input error)."""
-    from utils.errors import InputError, cli_message
+    from utils.cli import run_cli
 
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2, already printed)
         return int(e.code or 0)
-    try:
-        run(args)
-    except (InputError, FileNotFoundError, PermissionError) as e:
-        print(f"{PROG}: error: {cli_message(e)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli(PROG, lambda: run(args))[0]
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "cloud": (200, 200, 200),  # light grey
 }
 
+#: Value of class maps where no class is given (outside glaciers, missing inputs).
+CLASS_NODATA: int = -9999
+
 #: Surface-facies classes: the only ones confident learning may prune.
 FACIES_CLASSES: tuple[str, ...] = ("ice", "snow", "debris", "firn", "refrozen-like")
 FACIES_INDICES: tuple[int, ...] = tuple(CLASS_INDEX[c] for c in FACIES_CLASSES)

@@ -12,10 +12,10 @@ from shapely.geometry import box
 from utils.mapping.glacier_stats import (
     glacier_stats,
     outline_id_field,
-    pixel_areas_m2,
     snow_line_altitude,
     write_stats_csv,
 )
+from utils.scene.raster import pixel_areas_m2
 from utils.study import CLASS_INDEX, CLASSES
 
 

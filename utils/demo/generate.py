@@ -51,6 +51,7 @@ from affine import Affine
 from pyproj import Transformer
 from scipy import ndimage
 
+from utils.cli import run_cli
 from utils.demo.acquisition import acquire
 from utils.demo.labels import NOISE_RATE, flip_labels, sample_points
 from utils.demo.world import HALF, REGIONS, Scene, make_scene
@@ -64,7 +65,7 @@ from utils.demo.writer import (
     write_text,
     write_tif,
 )
-from utils.errors import InputError, OutputError, OutputExistsError, cli_message
+from utils.errors import InputError, OutputError, OutputExistsError
 from utils.files import sigterm_cleans_up
 from utils.normalisation import Stats, save_stats, stats_from_array
 from utils.study import CLASSES, FACIES_CLASSES, FEATURES
@@ -334,10 +335,6 @@ def _generate_into(out: Path, spec: SizeSpec, size: str, seed: int, noise_rate: 
 
 # --------------------------------------------------------------------------- CLI
 
-#: The flag of each input (utils.errors ``options``) this CLI sets.
-FLAGS = {"seed": "--seed", "size": "--size", "overwrite": "--overwrite"}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 usage or input error)."""
     parser = argparse.ArgumentParser(
@@ -351,15 +348,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="replace OUT_DIR even if it is not a demo dataset")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        s = generate(args.out_dir, args.size, args.seed, overwrite=args.overwrite,
-                     verbose=args.verbose)
-    except InputError as err:
-        print(f"{PROG}: error: {cli_message(err, FLAGS)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
-        return 130
+    code, s = run_cli(PROG, lambda: generate(args.out_dir, args.size, args.seed,
+                                             overwrite=args.overwrite, verbose=args.verbose))
+    if code:
+        return code
     print(f"{s['out_dir']}: {s['n_patches']} patches, {s['n_glaciers']} glaciers, "
           f"{s['n_acquisitions']} scene dates ({s['size']}, seed {s['seed']}, {s['seconds']} s)")
     print("classes: " + ", ".join(f"{k} {v}" for k, v in s["class_counts"].items()))

@@ -30,14 +30,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from utils.files import atomic_output
-from utils.mapping.outputs import CLASS_NODATA
-from utils.study import CLASS_INDEX, CLASSES, N_CLASSES
+from utils.scene.raster import pixel_areas_m2
+from utils.study import CLASS_INDEX, CLASS_NODATA, CLASSES, N_CLASSES
 
 #: Classes whose area makes the accumulation area (AAR numerator).
 ACCUMULATION: tuple[str, ...] = ("snow", "firn")
@@ -60,33 +59,6 @@ def outline_id_field(columns: Sequence[str]) -> str | None:
         if name.lower() in lower:
             return lower[name.lower()]
     return None
-
-
-def pixel_areas_m2(crs: CRS, transform: Affine, rows: np.ndarray) -> np.ndarray:
-    """Area (m²) of one pixel in each of ``rows`` (float64, shape of ``rows``).
-
-    Projected CRS: |det(transform)| x (metres per CRS unit)²; geographic CRS:
-    geodesic area on the CRS ellipsoid of the pixel's lon/lat cell in that row
-    (north-up grids).
-    """
-    rows = np.asarray(rows)
-    crs = CRS.from_user_input(crs)
-    if crs.is_geographic:
-        from pyproj import CRS as PCRS
-        from pyproj import Geod
-
-        geod = PCRS.from_wkt(crs.to_wkt()).get_geod() or Geod(ellps="WGS84")
-        lon0, dlon = transform.c, abs(transform.a)
-        out = np.empty(rows.shape, dtype=np.float64)
-        for i, r in np.ndenumerate(rows):
-            top = transform.f + r * transform.e
-            bot = top + transform.e
-            area, _ = geod.polygon_area_perimeter(
-                [lon0, lon0 + dlon, lon0 + dlon, lon0], [top, top, bot, bot])
-            out[i] = abs(area)
-        return out
-    factor = crs.linear_units_factor[1] if crs.is_projected else 1.0
-    return np.full(rows.shape, abs(transform.determinant) * factor**2, dtype=np.float64)
 
 
 def snow_line_altitude(elevation: np.ndarray, accumulation: np.ndarray) -> float:

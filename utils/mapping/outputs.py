@@ -44,9 +44,9 @@ from utils.mapping.legend import (
     write_class_pam,
     write_class_qml,
 )
-from utils.study import CLASS_COLORS, CLASSES
+from utils.scene.raster import pixel_areas_m2
+from utils.study import CLASS_COLORS, CLASS_NODATA, CLASSES
 
-CLASS_NODATA: int = -9999
 FLOAT_NODATA: float = -9999.0
 BLOCKSIZE: int = 512
 
@@ -383,7 +383,6 @@ def save_quicklook(classes: np.ndarray, grid: Any, path: str | os.PathLike, over
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from utils.mapping.glacier_stats import pixel_areas_m2
     from utils.plots import class_rgb
 
     h, w = classes.shape

@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from utils.study import N_CLASSES
+from utils.study import CLASS_NODATA, N_CLASSES
 
-NODATA: int = -9999
+NODATA: int = CLASS_NODATA
 
 #: Pixels per row block of :func:`mode_filter_3x3` (about 12 bytes of work memory each).
 DEFAULT_BLOCK_PIXELS: int = 1 << 18

@@ -122,6 +122,34 @@ def meta_of(src: DatasetReader) -> RasterMeta:
                       count=src.count)
 
 
+def pixel_areas_m2(crs: CRS, transform: Affine, rows: np.ndarray) -> np.ndarray:
+    """Area (m²) of one pixel in each of ``rows`` (float64, shape of ``rows``).
+
+    Projected CRS: |det(transform)| x (metres per CRS unit)²; geographic CRS:
+    geodesic area on the CRS ellipsoid of the pixel's lon/lat cell in that row
+    (north-up grids).
+    """
+    rows = np.asarray(rows)
+    crs = CRS.from_user_input(crs)
+    if crs.is_geographic:
+        from pyproj import CRS as PCRS
+        from pyproj import Geod
+
+        geod = PCRS.from_wkt(crs.to_wkt()).get_geod() or Geod(ellps="WGS84")
+        lon0, dlon = transform.c, abs(transform.a)
+        out = np.empty(rows.shape, dtype=np.float64)
+        for i, r in np.ndenumerate(rows):
+            top = transform.f + r * transform.e
+            bot = top + transform.e
+            area, _ = geod.polygon_area_perimeter(
+                [lon0, lon0 + dlon, lon0 + dlon, lon0], [top, top, bot, bot])
+            out[i] = abs(area)
+        return out
+    factor = crs.linear_units_factor[1] if crs.is_projected else 1.0
+    return np.full(rows.shape, abs(transform.determinant) * factor**2, dtype=np.float64)
+
+
+
 # ----------------------------------------------------------------------------- reading
 
 
