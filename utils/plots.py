@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from utils.study import CLASS_COLORS, CLASSES  # noqa: E402
+from utils.study import CLASS_COLORS, CLASSES, N_FOLDS, log_file, model_name  # noqa: E402
 
 
 def class_rgb(name: str) -> tuple[float, float, float]:
@@ -104,9 +104,9 @@ def plot_training_curves(logs: Sequence[pd.DataFrame], title: str = "") -> plt.F
     return fig
 
 
-def read_logs(logs_dir: str | os.PathLike, stage: str, k: int = 6) -> list[pd.DataFrame]:
+def read_logs(logs_dir: str | os.PathLike, stage: str, k: int = N_FOLDS) -> list[pd.DataFrame]:
     """The k training logs of one stage from ``logs_dir`` (study layout)."""
-    return [pd.read_csv(Path(logs_dir) / f"{t}_cnn_{stage}_log.csv") for t in range(k)]
+    return [pd.read_csv(Path(logs_dir) / log_file(model_name(t, stage))) for t in range(k)]
 
 
 def plot_reliability(rel, ece100: float, ax: plt.Axes | None = None, title: str = "",

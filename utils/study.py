@@ -85,6 +85,25 @@ ALL_GROUPS: tuple[str, ...] = FEATURE_SETS[4]
 #: The study's cross-validation folds are 0 .. N_FOLDS - 1 (a patch name's first field).
 N_FOLDS: int = 6
 
+#: The two training stages of each fold's model: before and after confident learning.
+STAGES: tuple[str, ...] = ("beforeconfidentlearning", "afterconfidentlearning")
+
+
+def model_name(fold: int, stage: str) -> str:
+    """The study's name of a fold's model, e.g. ``0_cnn_afterconfidentlearning``; its
+    weights are ``{name}_weights.h5`` (:func:`weights_file`), its log ``{name}_log.csv``."""
+    return f"{fold}_cnn_{stage}"
+
+
+def weights_file(name: str) -> str:
+    """File name of a model's weights: ``{name}_weights.h5``."""
+    return f"{name}_weights.h5"
+
+
+def log_file(name: str) -> str:
+    """File name of a model's training log: ``{name}_log.csv``."""
+    return f"{name}_log.csv"
+
 
 def feature_indices(groups: Iterable[str] = ALL_GROUPS) -> list[int]:
     """Channel indices (sorted, unique) for a list of group or feature names.

@@ -68,9 +68,8 @@ from utils.demo.writer import (
 from utils.errors import InputError, OutputError, OutputExistsError
 from utils.files import sigterm_cleans_up
 from utils.normalisation import Stats, save_stats, stats_from_array
-from utils.study import CLASSES, FACIES_CLASSES, FEATURES
+from utils.study import CLASSES, FACIES_CLASSES, FEATURES, N_FOLDS
 
-N_FOLDS = 6
 PROG = "python -m utils.demo.generate"
 
 

@@ -41,7 +41,13 @@ from utils.normalisation import HOW_TO_MAKE, load_stats
 from utils.scene.features import FeaturePlan, SceneFeatures, blocks
 from utils.scene.outlines import glacier_mask, read_outlines
 from utils.scene.raster import SceneRasters
-from utils.study import CLASSES, feature_indices, feature_names, groups_for_count
+from utils.study import (
+    CLASSES,
+    feature_indices,
+    feature_names,
+    groups_for_count,
+    weights_file,
+)
 
 #: Scene rows classified at a time (memory ~ rows x width x features x 16 bytes).
 DEFAULT_BLOCK_ROWS = 256
@@ -125,13 +131,14 @@ def resolve_weights(model_name: str, weights_dir: str | os.PathLike = "weights")
     if p.suffix == ".h5" or p.is_file():
         path = p
     else:
-        path = Path(weights_dir) / f"{model_name}_weights.h5"
+        path = Path(weights_dir) / weights_file(model_name)
     if path.is_file():
         return path
     hint = ""
     folder = Path(weights_dir)
     if folder.is_dir():
-        names = sorted(f.name[: -len("_weights.h5")] for f in folder.glob("*_weights.h5"))
+        suffix = weights_file("")
+        names = sorted(f.name[: -len(suffix)] for f in folder.glob(f"*{suffix}"))
         hint = f"; available in {folder}: {', '.join(names[:12]) or 'none'}"
     raise SceneError(
         f"{path}: weights file not found (MODEL_NAME is a name resolved to "
