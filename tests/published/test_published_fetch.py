@@ -30,8 +30,9 @@ SUBSET = (WEIGHTS, OPTICAL, CALIBRATOR, "logs/4/0_cnn_afterconfidentlearning_log
 
 class _Handler(BaseHTTPRequestHandler):
     """GET of files under ``server.root``; ``server.ranges`` answers Range requests (206),
-    ``server.corrupt`` paths get their first byte flipped; ``server.log`` records
-    (path, Range header, bytes sent)."""
+    ``server.corrupt`` paths get their first byte flipped, ``server.cut[path]`` bytes of a
+    file are sent before the connection drops; ``server.log`` records (path, Range
+    header, bytes sent)."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         srv = self.server
@@ -53,8 +54,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
-        self.wfile.write(data[start:])
-        srv.log.append((rel, asked, len(data) - start))
+        body = data[start:start + srv.cut.pop(rel, len(data))]
+        self.wfile.write(body)
+        self.close_connection = True
+        srv.log.append((rel, asked, len(body)))
 
     def log_message(self, *args: object) -> None:
         pass
@@ -81,7 +84,7 @@ def server(reference_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 def srv(server, monkeypatch: pytest.MonkeyPatch):
     """The server, reset (Range supported, nothing corrupted, empty log); ``fetch``
     without ``files`` (as the command line calls it) fetches SUBSET only."""
-    server.ranges, server.corrupt, server.log = True, set(), []
+    server.ranges, server.corrupt, server.cut, server.log = True, set(), {}, []
     subset = [f for f in published_files() if f.path in SUBSET]
     assert len(subset) == len(SUBSET)
     monkeypatch.setattr(download, "published_files", lambda: subset)
@@ -149,6 +152,19 @@ def test_a_partial_download_is_resumed_with_http_range(
     report = fetch(tmp_path, base_url=srv.url, progress=False)
     assert report.resumed == [WEIGHTS]
     assert (WEIGHTS, "bytes=300000-", len(data) - 300_000) in srv.log
+    _check_landed(tmp_path)
+
+
+def test_an_interrupted_download_is_kept_and_resumed_by_the_next_run(
+        srv, tmp_path: Path, capsys) -> None:
+    srv.cut = {CALIBRATOR: 500, WEIGHTS: 200_000}
+    rc, err = _cli(capsys, "--dest", str(tmp_path), "--base-url", srv.url)
+    assert rc == 2 and "2 of 5" in err and "run again to resume" in err
+    assert (tmp_path / (WEIGHTS + ".part")).stat().st_size == 200_000
+    assert not (tmp_path / WEIGHTS).exists()
+    rc, err = _cli(capsys, "--dest", str(tmp_path), "--base-url", srv.url)
+    assert rc == 0 and "fetched 2 file(s)" in err and "(2 resumed)" in err
+    assert (WEIGHTS, "bytes=200000-", 863288 - 200_000) in srv.log
     _check_landed(tmp_path)
 
 

@@ -118,6 +118,8 @@ def _download(url: str, part: Path, f: PublishedFile, bar: tqdm) -> bool:
                     out.write(chunk)
                     have += len(chunk)
                     bar.update(len(chunk))
+            if have < f.size and resp.length != 0:  # not the end of the server's file
+                raise ConnectionError(f"connection closed after {have} of {f.size} bytes")
     if not _matches(part, f):
         part.unlink()
         raise _Corrupt
@@ -152,7 +154,11 @@ def fetch(dest: str | os.PathLike = ".", base_url: str = BASE_URL, overwrite: bo
             target, part = dest / f.path, parts[f.path]
             url = base_url + f.path
             bar.set_postfix_str(f.path, refresh=False)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(e.errno or errno.EACCES, f"cannot create the folder: "
+                                  f"{e.strerror or e}", str(target.parent)).about("dest") from e
             try:
                 if _download(url, part, f, bar):
                     report.resumed.append(f.path)
