@@ -220,6 +220,12 @@ def proximity(glacier_mask: np.ndarray, res: float) -> np.ndarray:
     return ndimage.distance_transform_edt(inner, sampling=res).astype(np.float32)
 
 
+def min_max_scale(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``(x - lo) / (hi - lo)`` as float32 (computed in float64); ``x - lo`` when hi <= lo."""
+    span = hi - lo if hi > lo else 1.0
+    return ((np.asarray(x, dtype=np.float64) - lo) / span).astype(np.float32)
+
+
 def scale_elevation(dem: np.ndarray, glacier_mask: np.ndarray) -> np.ndarray:
     """``(dem - min) / (max - min)`` with min and max over the glacier pixels, float32 (H, W).
 
@@ -233,9 +239,7 @@ def scale_elevation(dem: np.ndarray, glacier_mask: np.ndarray) -> np.ndarray:
     vals = z[mask & np.isfinite(z)]
     if vals.size == 0:
         raise ValueError("no glacier pixel with a valid elevation: cannot scale elevation")
-    lo, hi = vals.min(), vals.max()
-    span = hi - lo if hi > lo else 1.0
-    return ((z - lo) / span).astype(np.float32)
+    return min_max_scale(z, vals.min(), vals.max())
 
 
 def scale_proximity(prox: np.ndarray) -> np.ndarray:
@@ -244,7 +248,7 @@ def scale_proximity(prox: np.ndarray) -> np.ndarray:
     top = np.nanmax(p) if np.isfinite(p).any() else 0.0
     if not top > 0:
         return np.zeros(p.shape, dtype=np.float32)
-    return (p / top).astype(np.float32)
+    return min_max_scale(p, 0.0, top)
 
 
 def derive_features(

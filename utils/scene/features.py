@@ -238,11 +238,7 @@ class SceneFeatures:
             if "hillshade" in derive:
                 out["hillshade"] = feat.hillshade(small, self.res, az, el)[crop]
             if "shadow_mask" in derive:
-                cast = feat.cast_shadow(dem, self.res, az, el)[e0 - d0 : e1 - d0]
-                self_shadow = feat.cos_incidence(small, self.res, az, el)[crop] <= 0
-                sm = (cast | self_shadow).astype(np.float32)
-                sm[np.isnan(dem[e0 - d0 : e1 - d0])] = np.nan
-                out["shadow_mask"] = sm
+                out["shadow_mask"] = feat.shadow_mask(dem, self.res, az, el)[e0 - d0 : e1 - d0]
         if "proximity" in derive:
             p = np.zeros((e1 - e0, self.grid.width), dtype=np.float32)
             m = self.mask[e0:e1]
@@ -258,11 +254,10 @@ class SceneFeatures:
         derived = self._derived(e0, e1)
         for k, name in enumerate(self.plan.features[len(OPTICAL):], start=len(OPTICAL)):
             v = derived[name] if name in derived else self.rasters.read(name, e0, e1)
-            if name == "elevation":  # as features.scale_elevation, with the scene's min/max
-                lo, hi = self.elev_range
-                v = ((v.astype(np.float64) - lo) / (hi - lo if hi > lo else 1.0))
-            elif name == "proximity":  # as features.scale_proximity, with the scene's max
-                v = v.astype(np.float64) / self.prox_max if self.prox_max > 0 else 0.0
+            if name == "elevation":  # as terrain.scale_elevation, with the scene's min/max
+                v = feat.min_max_scale(v, *self.elev_range)
+            elif name == "proximity":  # as terrain.scale_proximity, with the scene's max
+                v = feat.min_max_scale(v, 0.0, self.prox_max) if self.prox_max > 0 else 0.0
             x[..., k] = v
         return x
 
