@@ -8,6 +8,7 @@ some files); no test touches the internet.
 from __future__ import annotations
 
 import shutil
+import socket
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -205,6 +206,11 @@ def test_a_different_existing_file_is_kept_without_overwrite(srv, tmp_path: Path
 def test_errors_name_the_url_or_folder_and_the_flag(srv, tmp_path: Path, capsys) -> None:
     rc, err = _cli(capsys, "--dest", str(tmp_path), "--base-url", srv.url + "elsewhere/")
     assert rc == 2 and "HTTP 404" in err and "--base-url" in err and "5 of 5" in err
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc, err = _cli(capsys, "--dest", str(tmp_path), "--base-url", f"http://127.0.0.1:{port}/")
+    assert rc == 2 and "cannot be reached" in err and "the 4 file(s) after it were not" in err
     rc, err = _cli(capsys, "--dest", str(tmp_path / "missing"), "--base-url", srv.url)
     assert rc == 2 and "missing: destination does not exist" in err
     rc, err = _cli(capsys, "--dest", str(tmp_path), "--base-url", "ftp://example.org/")

@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         parser.error(cli_message(err, FLAGS))
     resumed = f" ({len(report.resumed)} resumed)" if report.resumed else ""
-    print(f"{PROG}: fetched {len(report.fetched)} file(s), {report.bytes / 1e6:.1f} MB"
+    print(f"{PROG}: fetched {len(report.fetched)} file(s), {report.n_bytes / 1e6:.1f} MB"
           f"{resumed}; {len(report.present)} already present and verified; all in "
           f"{args.dest} (weights/, logs/, confidence_calibration_models/)", file=sys.stderr)
     return 0

@@ -34,12 +34,13 @@ TIMEOUT_S = 60
 @dataclass
 class FetchReport:
     """What :func:`fetch` did: paths (as in the table) downloaded, of which ``resumed``
-    continued a partial download, and those already present with the right bytes."""
+    continued a partial download, and those already present with the right bytes;
+    ``n_bytes`` downloaded files' total size."""
 
     fetched: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
-    bytes: int = 0
+    n_bytes: int = 0
 
 
 class _Corrupt(Exception):
@@ -69,6 +70,7 @@ def _plan(dest: Path, files: Sequence[PublishedFile], overwrite: bool,
                               str(target)).about("dest")
         if target.exists() and _matches(target, f):
             report.present.append(f.path)
+            (dest / (f.path + ".part")).unlink(missing_ok=True)  # a stale partial copy
             continue
         if target.exists():
             differ.append(f.path)
@@ -150,7 +152,7 @@ def fetch(dest: str | os.PathLike = ".", base_url: str = BASE_URL, overwrite: bo
     failed: list[str] = []
     with tqdm(total=left, unit="B", unit_scale=True, desc="fetch",
               disable=not (progress and todo)) as bar:
-        for f in todo:
+        for i, f in enumerate(todo):
             target, part = dest / f.path, parts[f.path]
             url = base_url + f.path
             bar.set_postfix_str(f.path, refresh=False)
@@ -169,15 +171,20 @@ def fetch(dest: str | os.PathLike = ".", base_url: str = BASE_URL, overwrite: bo
             except urllib.error.HTTPError as e:
                 failed.append(f"{f.path}: {url} answered HTTP {e.code} {e.reason}")
                 continue
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-                why = getattr(e, "reason", None) or e
-                failed.append(f"{f.path}: download interrupted ({why}); kept {part.name}, run "
-                              "again to resume")
+            except urllib.error.URLError as e:  # no answer at all: the others will fare alike
+                failed.append(f"{url} cannot be reached ({e.reason}); the "
+                              f"{len(todo) - i - 1} file(s) after it were not tried")
+                break
+            except (http.client.HTTPException, OSError) as e:
+                kept = f"kept {part.name}, " if part.exists() else ""
+                failed.append(f"{f.path}: download interrupted ({e}); {kept}run again to resume")
                 continue
             publish(part, target, overwrite)
             report.fetched.append(f.path)
-            report.bytes += f.size
+            report.n_bytes += f.size
     if failed:
-        raise InputError(f"{len(failed)} of {len(todo)} file(s) could not be fetched from "
-                         f"base_url {base_url}: " + "; ".join(failed)).about("base_url")
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        raise InputError(f"{len(todo) - len(report.fetched)} of {len(todo)} file(s) could not "
+                         f"be fetched from base_url {base_url}: " + "; ".join(failed[:5]) + more
+                         ).about("base_url")
     return report
