@@ -1,7 +1,7 @@
 """Benchmark the outline system: demo validation scores, debris gain, Everest, peak memory.
 
     python benchmarks/bench_outlines.py [--out results/bench_outlines] [--epochs 30]
-        [--steps 40] [--skip_memory]
+        [--steps 40] [--everest_epochs 12] [--skip_memory]
 
 1. The full demo dataset (``utils.outlines.demo.generate`` size full, seed 0: 50
    training / 15 validation scenes of 320 px at 30 m; with ../shared present,
@@ -80,6 +80,8 @@ def main() -> None:
     p.add_argument("--out", default="results/bench_outlines")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--everest_epochs", type=int, default=12,
+                   help="epochs of the 4-band model for the Everest check")
     p.add_argument("--skip_memory", action="store_true")
     args = p.parse_args()
     out = Path(args.out)
@@ -110,7 +112,8 @@ def main() -> None:
               "debris_gain": md["iou"] - bd["iou"]}
     everest = SHARED / "landsat7_everest"
     if everest.is_dir():
-        model4 = train(data, out / "outline_model_bgrn.keras", bands=BANDS_AVAILABLE, **kw)
+        model4 = train(data, out / "outline_model_bgrn.keras", bands=BANDS_AVAILABLE,
+                       **(kw | {"epochs": args.everest_epochs}))
         ev = measure_everest(model4, everest)
         print("Everest vs RGI:", json.dumps(ev))
         result |= {f"everest_{k}": v for k, v in ev.items()}

@@ -235,7 +235,7 @@ def generate(out_dir: str | os.PathLike, size: str = "small", seed: int = 0,
     return root
 
 
-def run_demo(out_dir: Path, oetztal: str | os.PathLike | None = None, epochs: int = 8,
+def run_demo(out_dir: Path, oetztal: str | os.PathLike | None = None, epochs: int = 6,
              progress: bool = True) -> dict:
     """Generate the small demo dataset, train, evaluate against the NDSI baseline and map
     one validation scene's outlines to a GeoPackage; returns the key numbers."""
@@ -247,8 +247,8 @@ def run_demo(out_dir: Path, oetztal: str | os.PathLike | None = None, epochs: in
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     data = generate(out_dir / "outline_data", "small", seed=0, oetztal=oetztal)
-    model = train(data, out_dir / "outline_model.keras", epochs=epochs, steps=25,
-                  crop_size=96, progress=progress)
+    model = train(data, out_dir / "outline_model.keras", epochs=epochs, steps=15,
+                  crop_size=64, learning_rate=5e-3, progress=progress)
     table = evaluate_dataset(model, data, progress=progress)
     val = table[table.split == "val"]
     scene = next(s for s in open_dataset(data) if s.split == "val")

@@ -102,17 +102,22 @@ def _band_indexes(src, path: Path, bands: list[str]) -> list[int]:
                        f"{list(BANDS)} or its own {len(bands)} ({', '.join(bands)}) in order")
 
 
-def predict_scene(model: keras.Model, bands: list[str], path: str | os.PathLike,
-                  tile: int = TILE, overlap: int = OVERLAP, batch_size: int = 4,
-                  progress: bool = True) -> tuple[np.ndarray, dict]:
-    """Glacier probability (H, W) float32 of a scene GeoTIFF (NaN where input is missing),
-    read in strips of ``tile`` rows; returns it with the raster profile (CRS, transform)."""
+def _check_inputs(path: str | os.PathLike, tile: int, overlap: int) -> Path:
     path = Path(path)
     if not path.is_file():
         raise OutlineError(f"{path}: SCENE not found")
     if tile % 8 or not 0 <= overlap < tile // 2:
         raise OutlineError(f"tile {tile} must be a multiple of 8 and overlap {overlap} "
                            "below half of it").about("tile", "overlap")
+    return path
+
+
+def predict_scene(model: keras.Model, bands: list[str], path: str | os.PathLike,
+                  tile: int = TILE, overlap: int = OVERLAP, batch_size: int = 4,
+                  progress: bool = True) -> tuple[np.ndarray, dict]:
+    """Glacier probability (H, W) float32 of a scene GeoTIFF (NaN where input is missing),
+    read in strips of ``tile`` rows; returns it with the raster profile (CRS, transform)."""
+    path = _check_inputs(path, tile, overlap)
     try:
         src = rasterio.open(path)
     except rasterio.errors.RasterioIOError as e:
@@ -159,6 +164,7 @@ def outline_scene(model_path: str | os.PathLike, scene: str | os.PathLike,
         raise OutlineError(f"threshold {threshold} must be between 0 and 1").about("threshold")
     if min_area_km2 < 0:
         raise OutlineError(f"min_area_km2 {min_area_km2} must be >= 0").about("min_area_km2")
+    _check_inputs(scene, tile, overlap)
     check_output(output, overwrite, "outlines", inputs=[scene])
     if probability_path is not None:
         check_output(probability_path, overwrite, "probability map", inputs=[scene, output])
