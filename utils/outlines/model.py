@@ -3,7 +3,7 @@
 The model maps normalised (B, H, W, C) tiles (H, W multiples of 8) to glacier
 probabilities (B, H, W, 1). Three 2x down-sampling levels, each two 3x3
 convolutions + batch normalisation + ReLU, ``base`` filters doubling per level
-(~0.47 M parameters for base 16); skip connections; sigmoid output.
+(0.48 M parameters for base 16 and 7 bands); skip connections; sigmoid output.
 
 A trained model is two files: ``NAME.keras`` (Keras 3) and ``NAME.json`` (the
 channel names it reads, in order, and the training settings).
