@@ -1,4 +1,5 @@
-"""``python -m utils.demo --out demo``: the whole chain on generated data (``make demo``)."""
+"""``python -m utils.demo [--out demo] [--only SYSTEM]``: the whole chain and the other
+systems' demos on generated data (``make demo``)."""
 
 import sys
 

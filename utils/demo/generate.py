@@ -87,8 +87,18 @@ class SizeSpec:
     points_per_glacier_date: int
 
 
+# ``make demo`` picks the largest size its measured training speed allows
+# (utils.demo.driver); ~patches = glaciers x dates x points.
 SIZES: dict[str, SizeSpec] = {
     "tiny": SizeSpec(256, (("alps", 2), ("norway", 2), ("caucasus", 2)), (1, 2), 34),
+    "compact": SizeSpec(384, (("alps", 2), ("norway", 2), ("caucasus", 2), ("alps", 2)),
+                        (0, 1, 2), 34),
+    "medium": SizeSpec(
+        512,
+        (("alps", 3), ("alps", 2), ("norway", 2), ("norway", 3), ("caucasus", 2), ("caucasus", 2)),
+        (0, 1, 2),
+        42,
+    ),
     "small": SizeSpec(
         512,
         (("alps", 3), ("alps", 2), ("norway", 2), ("norway", 3), ("caucasus", 2), ("caucasus", 2)),

@@ -15,13 +15,13 @@ import json
 import math
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
-from tqdm.auto import tqdm
 
 from utils.losses import FocalLoss
 from utils.model import build_cnn_model, load_model, save_weights
@@ -97,11 +97,13 @@ def read_log(path: str | os.PathLike) -> list[dict[str, float]]:
 
 
 class _EpochState(keras.callbacks.Callback):
-    """Per epoch: append the log row, keep the best-val-mIoU weights, save a checkpoint."""
+    """Per epoch: append the log row, keep the best-val-mIoU weights, save a checkpoint,
+    print one progress line (shown live by ``papermill --log-output`` and ``make demo``)."""
 
-    def __init__(self, paths: ModelPaths, best: float, n_epochs: int, bar: tqdm | None):
+    def __init__(self, paths: ModelPaths, best: float, n_epochs: int, desc: str):
         super().__init__()
-        self.paths, self.best, self.n_epochs, self.bar = paths, best, n_epochs, bar
+        self.paths, self.best, self.n_epochs, self.desc = paths, best, n_epochs, desc
+        self.t0, self.first = time.perf_counter(), None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -120,9 +122,18 @@ class _EpochState(keras.callbacks.Callback):
         self.model.save(tmp)
         os.replace(tmp, ckpt / "state.keras")
         _write_json(ckpt / "progress.json", {"epoch": epoch, "best_val_miou": self.best})
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(val_miou=f"{row['val_miou']:.3f}", best=f"{self.best:.3f}")
+        self.first = epoch if self.first is None else self.first
+        elapsed = time.perf_counter() - self.t0
+        left = elapsed / (epoch - self.first + 1) * (self.n_epochs - epoch - 1)
+        print(f"{self.desc}  epoch {epoch + 1}/{self.n_epochs}  loss {row['loss']:.4f}  "
+              f"val mIoU {row['val_miou']:.3f} (best {self.best:.3f})  "
+              f"elapsed {_clock(elapsed)}  remaining ~{_clock(left)}", flush=True)
+
+
+def _clock(seconds: float) -> str:
+    """``m:ss`` or ``h:mm:ss``."""
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -197,12 +208,9 @@ def train_model(
         train_ds = make_tf_dataset(x_train, y_train, w_train, training=True,
                                    batch_size=batch_size, seed=seed)
         val_ds = make_tf_dataset(x_val, y_val, training=False, batch_size=batch_size)
-        bar = tqdm(total=n_epochs, initial=start, desc=desc or paths.weights.stem, unit="epoch")
-        try:
-            model.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=start,
-                      shuffle=False, verbose=0, callbacks=[_EpochState(paths, best, n_epochs, bar)])
-        finally:
-            bar.close()
+        state = _EpochState(paths, best, n_epochs, desc or paths.weights.stem)
+        model.fit(train_ds, validation_data=val_ds, epochs=end, initial_epoch=start,
+                  shuffle=False, verbose=0, callbacks=[state])
     if end < n_epochs:
         return paths.checkpoint_dir / "best_weights.h5"
     os.replace(paths.checkpoint_dir / "best_weights.h5", paths.weights)
@@ -232,10 +240,12 @@ def cross_validate(
     """Train (or reuse) the k models of one stage and predict each test fold with its model.
 
     ``data`` holds normalised patches with metadata; ``exclude`` (N,) bool drops
-    patches (the pruned labels) from training, validation and the cleaned test set.
-    Sample weights are computed over each training set. Returns out-of-fold
-    ``probs`` (N, 8) for every patch (excluded ones too, so the unpruned test set can
-    be scored) and per fold ``val_index`` / ``val_probs`` for calibration.
+    patches (the pruned labels) from training and from the validation that picks the
+    best epoch. Sample weights are computed over each training set. Returns
+    out-of-fold ``probs`` (N, 8) for every patch (excluded ones too, so the unpruned
+    test set can be scored) and per fold ``val_index`` / ``val_probs`` of the *whole*
+    validation fold (excluded patches too: the study calibrates on the unpruned fold;
+    select ``~exclude[val_index]`` for the cleaned one).
     """
     from utils.training.inputs import sample_weights
 
@@ -254,9 +264,10 @@ def cross_validate(
         paths = model_paths(t, stage, weights_dir, logs_dir)
         w = sample_weights(data.y[tr], glaciers[tr], dates[tr])
         path = train_model(data.x[tr], data.y[tr], w, data.x[va], data.y[va], paths,
-                           desc=f"fold {t} {stage}", **train_kwargs)
+                           desc=f"{stage[:-len('confidentlearning')]} CL, fold {t} ({t + 1}/{k})",
+                           **train_kwargs)
         model = load_model(path)
         oof[te] = predict_probs(model, data.x[te])
-        val_index[t] = np.flatnonzero(va)
-        val_probs[t] = predict_probs(model, data.x[va])
+        val_index[t] = np.flatnonzero(folds == split.val)
+        val_probs[t] = predict_probs(model, data.x[val_index[t]])
     return {"probs": oof, "val_index": val_index, "val_probs": val_probs}
