@@ -1,8 +1,11 @@
-"""Both notebooks run top to bottom on the tiny demo dataset and write consistent outputs."""
+"""Both notebooks run top to bottom on the tiny demo dataset and write consistent outputs;
+a tiny feature-set comparison (sets 4 and 1) runs through ``python -m utils.training``."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ from utils.demo.driver import run_notebook
 from utils.model import input_features, load_model
 from utils.study import FACIES_CLASSES
 from utils.training import crossval as training
+from utils.training.__main__ import main as training_cli
 
 EPOCHS = 2
 STUDY_LOGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "logs"
@@ -21,33 +25,45 @@ STUDY_LOGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "log
 
 @pytest.fixture(scope="module")
 def executed(tiny_demo, tmp_path_factory):
+    """Feature set 4 (all 11 features) through both notebooks into results/4, with a
+    region/sensor CSV; feature set 1 (optical) through main.ipynb for 1 epoch."""
     out = tmp_path_factory.mktemp("run")
-    results = out / "results"
-    results.mkdir()
-    run_notebook("main.ipynb", results, {
-        "dataset": str(tiny_demo / "patches.h5"), "stats": str(tiny_demo / "stats.json"),
-        "n_epochs": EPOCHS, "batch_size": 64, "weights_dir": str(out / "weights"),
-        "logs_dir": str(out / "logs"), "results_dir": str(results),
-        "planted_noise": str(tiny_demo / "planted_noise.csv"),
-        "study_logs": str(STUDY_LOGS) if STUDY_LOGS.is_dir() else None})
-    run_notebook("confidence_calibration.ipynb", results, {
-        "results_dir": str(results), "calibration_dir": str(out / "calibrators")})
+    names = [p.stem.split("_") for p in (tiny_demo / "patches").glob("*.tif")]
+    groups = pd.DataFrame({"glacier": [n[1] for n in names], "date": [n[2] for n in names]})
+    groups["region"] = groups["glacier"].str.extract(r"^([a-z]+)", expand=False)
+    groups["sensor"] = np.where(groups["date"].str[-2:].astype(int) % 2 == 0, "S2", "L8")
+    groups.drop_duplicates().to_csv(out / "groups.csv", index=False)
+    for s, epochs in ((4, EPOCHS), (1, 1)):
+        results = out / "results" / str(s)
+        results.mkdir(parents=True)
+        run_notebook("main.ipynb", results, {
+            "dataset": str(tiny_demo / "patches.h5"), "stats": str(tiny_demo / "stats.json"),
+            "feature_set": s, "n_epochs": epochs, "batch_size": 64,
+            "weights_dir": str(out / "weights" / str(s)), "logs_dir": str(out / "logs" / str(s)),
+            "results_dir": str(results), "planted_noise": str(tiny_demo / "planted_noise.csv"),
+            "groups": str(out / "groups.csv") if s == 4 else None,
+            "study_logs": str(STUDY_LOGS) if STUDY_LOGS.is_dir() and s == 4 else None})
+    run_notebook("confidence_calibration.ipynb", out / "results" / "4", {
+        "results_dir": str(out / "results" / "4"), "calibration_dir": str(out / "calibrators")})
     return out
 
 
 def test_models_and_logs(executed):
     for t in range(6):
         for stage in training.STAGES:
-            paths = training.model_paths(t, stage, executed / "weights", executed / "logs")
+            paths = training.model_paths(t, stage, executed / "weights" / "4",
+                                         executed / "logs" / "4")
             assert paths.complete
             assert input_features(load_model(paths.weights)) == 11
             rows = training.read_log(paths.log)
             assert [r["epoch"] for r in rows] == list(range(EPOCHS))
-    assert not (executed / "weights" / "checkpoints").exists()
+    assert not (executed / "weights" / "4" / "checkpoints").exists()
+    one = training.model_paths(0, training.STAGES[1], executed / "weights" / "1")
+    assert input_features(load_model(one.weights)) == 6
 
 
 def test_metrics_and_label_issues(executed, tiny_demo):
-    results = executed / "results"
+    results = executed / "results" / "4"
     metrics = json.loads((results / "metrics.json").read_text())
     n = len(list((tiny_demo / "patches").glob("*.tif")))
     for stage in ("before", "after"):
@@ -68,21 +84,70 @@ def test_metrics_and_label_issues(executed, tiny_demo):
         assert (results / f"{name}.pdf").exists()
     per_class = pd.read_csv(results / "per_class_after.csv", index_col=0)
     assert per_class["f1"].between(0, 1).all()
+    # the alternative definitions sit beside ours: a class only predicted lowers a macro
+    # mean over the union; the sample SD exceeds the population SD
+    for stage in ("before", "after"):
+        m = metrics[stage]
+        assert m["macro_f1_unpruned_union"] <= m["macro_f1_unpruned"] + 1e-12
+        assert m["glacier_macro_f1_std_sample"] > m["glacier_macro_f1_std"]
+
+
+def test_per_fold_and_group_tables(executed):
+    """The study's per-fold test numbers (loss, accuracy, mIoU) and macro F1 per group."""
+    results = executed / "results" / "4"
+    per_fold = pd.read_csv(results / "per_fold_test.csv", index_col=[0, 1])
+    assert list(per_fold.index.get_level_values(0).unique()) == ["before", "after",
+                                                                 "after, unpruned"]
+    before = per_fold.loc["before"]
+    assert list(before.index) == [str(t) for t in range(6)] + ["mean"]
+    assert before[["accuracy", "miou"]].stack().between(0, 1).all()
+    assert (per_fold["loss"] > 0).all()
+    assert per_fold.loc[("before", "mean"), "n"] == per_fold.loc[("after, unpruned", "mean"), "n"]
+    assert per_fold.loc[("after", "mean"), "n"] < per_fold.loc[("before", "mean"), "n"]
+    groups = pd.read_csv(results / "group_f1.csv", index_col=[0, 1])
+    assert set(groups.index.get_level_values(0)) == {"region", "sensor"}
+    assert set(groups.loc["region"].index) == {"alps", "caucasus", "norway"}
+    assert groups.loc["region", "n"].sum() == groups.loc["sensor", "n"].sum()
+    assert groups["macro_f1"].between(0, 1).all()
+
+
+def test_feature_set_comparison(executed):
+    """``python -m utils.training feature-sets`` compares the runs of sets 1 and 4."""
+    root = executed / "results"
+    assert training_cli(["feature-sets", str(root), "1", "4"]) == 0
+    table = pd.read_csv(root / "feature_sets.csv", index_col=0)
+    assert list(table.index) == ["1: 6 features", "4: 11 features"]
+    assert table[["macro_f1_cleaned", "macro_f1_unpruned", "f1_ice"]].stack().between(0, 1).all()
+    assert (root / "feature_sets.png").stat().st_size > 10_000
+    # a missing run is an error naming the folder
+    res = subprocess.run([sys.executable, "-m", "utils.training", "feature-sets", str(root),
+                          "2"], capture_output=True, text=True)
+    assert res.returncode == 2 and str(root / "2") in res.stderr
 
 
 def test_predictions_and_calibration(executed):
-    results = executed / "results"
+    results = executed / "results" / "4"
     with np.load(results / "predictions.npz") as z:
         probs = z["probs_after"]
         assert np.all(np.isfinite(probs))
         np.testing.assert_allclose(probs.sum(1), 1, atol=1e-4)
-        for t in range(6):
-            assert np.all(z["fold"][z[f"val_index_{t}"]] == (t - 1) % 6)
-            assert not z["pruned"][z[f"val_index_{t}"]].any()
+        pruned_in_val = 0
+        for t in range(6):  # the whole (unpruned) validation fold, as the study calibrates
+            vi = z[f"val_index_{t}"]
+            np.testing.assert_array_equal(vi, np.flatnonzero(z["fold"] == (t - 1) % 6))
+            assert z[f"val_probs_{t}"].shape == (len(vi), 8)
+            pruned_in_val += z["pruned"][vi].sum()
+        assert pruned_in_val == z["pruned"].sum() > 0
     table = pd.read_csv(results / "calibration_comparison.csv", index_col=0)
-    assert list(table.columns) == ["none", "kernel_ridge", "temperature", "isotonic"]
+    kinds = ["none", "kernel_ridge", "temperature", "isotonic"]
+    assert list(table.columns) == [f"{v}_{k}" for v in ("unpruned", "cleaned") for k in kinds]
     assert list(table.index) == [f"fold {t}" for t in range(6)] + ["pooled"]
     assert table.to_numpy().min() >= 0 and table.to_numpy().max() <= 1
+    assert not np.allclose(table["unpruned_none"], table["cleaned_none"])
+    metrics = json.loads((results / "calibration_metrics.json").read_text())
+    assert metrics["calibration_data"] == "unpruned"
+    assert metrics["pooled_test_ece100"]["none"] == pytest.approx(
+        table.loc["pooled", "unpruned_none"], abs=1e-6)
     for t in range(6):
         cal = calibration.load_calibrator(executed / "calibrators" /
                                           f"{t}_calibration_model.json")
@@ -95,5 +160,10 @@ def test_predictions_and_calibration(executed):
 def test_study_training_curves_from_the_notebook(executed, reference_dir):
     """With the study's published logs the notebook draws the paper's training curves."""
     for stage in training.STAGES:
-        png = executed / "results" / f"study_training_curves_{stage}.png"
+        png = executed / "results" / "4" / f"study_training_curves_{stage}.png"
         assert png.stat().st_size > 50_000  # six panels of 1000 epochs
+    table = pd.read_csv(executed / "results" / "4" / "study_feature_sets.csv", header=[0, 1],
+                        index_col=0)
+    assert table.shape == (6, 8)  # folds x (2 stages x 4 feature sets)
+    # the published logs: cleaned labels validate better than the noisy ones, every set
+    assert (table["after"].mean() > table["before"].mean()).all()
