@@ -17,7 +17,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from utils.mapping.outputs import (
 )
 from utils.mapping.smoothing import mode_filter_3x3
 from utils.normalisation import HOW_TO_MAKE, load_stats
+from utils.products import open_as_stack
 from utils.scene.features import FeaturePlan, SceneFeatures, blocks
 from utils.scene.outlines import glacier_mask, read_outlines
 from utils.scene.raster import SceneRasters
@@ -296,7 +297,12 @@ def _map_scene(req: MapRequest, progress: bool, log: Callable[[str], None]) -> d
     raster, smoothing = req.raster, req.smoothing
     confidence_path, stats_csv = req.confidence_path, req.stats_csv
 
-    with SceneRasters(raster, given, resample=req.resample) as rasters:
+    # a product (SAFE, MTL, STAC item) is stacked into a temporary GeoTIFF; its sun is used
+    with open_as_stack(raster, progress) as (stacked, product), \
+            SceneRasters(stacked, given, resample=req.resample) as rasters:
+        if product is not None and req.sun_azimuth is None and req.sun_elevation is None:
+            req = replace(req, sun_azimuth=product.sun_azimuth,
+                          sun_elevation=product.sun_elevation)
         grid = rasters.grid
         for name in rasters.resampled:
             log(f"{rasters.paths[name]}: warped onto the scene grid")
