@@ -53,7 +53,7 @@ def test_folder_of_products_takes_date_and_sensor_from_the_metadata(tmp_path):
     (scene,) = read_catalog(tmp_path, tmp_path / "items")
     assert (scene.date, scene.sensor, scene.path) == ("2023-08-15", "landsat-8", str(folder))
     with pytest.raises(CatalogError, match="lists no scenes"):
-        read_catalog(folder, tmp_path / "items2")
+        read_catalog((tmp_path / "empty").mkdir() or tmp_path / "empty", tmp_path / "items2")
 
 
 def test_stac_item_collection_is_split_into_items_with_absolute_hrefs(tmp_path):
