@@ -17,7 +17,10 @@ Inputs
                 slope; 10 + shadow mask, hillshade; 11 + proximity.
     RASTER      6-band GeoTIFF (blue, green, red, nir, swir1, swir2), in the units
                 of the normalisation statistics (e.g. surface reflectance 0..1).
-                It defines the output grid.
+                It defines the output grid. Or a product as downloaded: a Sentinel-2
+                L2A .SAFE folder (or COG folder with MTD_MSIL2A.xml), a Landsat C2 L2
+                *_MTL.json/.txt, or a STAC item JSON: stacked to 10 m reflectance
+                (utils.products), its sun position used when none is given.
     OUTLINES    glacier polygons (.shp, .geojson, .gpkg), any CRS (reprojected);
                 invalid geometries are repaired (shapely make_valid).
     Feature rasters are single-band on the RASTER grid (or use ``--resample``):
@@ -113,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "10 +shadow_mask, hillshade; 11 +proximity)")
     p.add_argument("raster", metavar="RASTER",
                    help="6-band GeoTIFF: blue, green, red, nir, swir1, swir2 (units of the "
-                   "statistics, e.g. reflectance 0..1); defines the output grid")
+                   "statistics, e.g. reflectance 0..1), or a product: Sentinel-2 L2A .SAFE "
+                   "folder, Landsat C2 L2 *_MTL.json/.txt, STAC item JSON (stacked to 10 m "
+                   "reflectance; its sun position is used); defines the output grid")
     p.add_argument("output", metavar="OUTPUT",
                    help="class map GeoTIFF to write (int16 COG, nodata -9999, colour table)")
     p.add_argument("outlines", metavar="OUTLINES",
