@@ -15,58 +15,19 @@ import apply
 from utils.batch import BatchConfig, run_batch
 from utils.batch.__main__ import main as batch_main
 from utils.normalisation import Stats, save_stats
+from utils.products.demo import as_sentinel2
 
 N_SCENES = 2
-
-MTD = """<?xml version="1.0" encoding="UTF-8"?>
-<n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd">
- <n1:General_Info><Product_Info>
-  <PRODUCT_START_TIME>{date}T10:20:31.024Z</PRODUCT_START_TIME>
-  <PROCESSING_BASELINE>05.09</PROCESSING_BASELINE>
-  <Datatake><SPACECRAFT_NAME>Sentinel-2B</SPACECRAFT_NAME></Datatake>
- </Product_Info><Product_Image_Characteristics>
-  <QUANTIFICATION_VALUES_LIST><BOA_QUANTIFICATION_VALUE>10000</BOA_QUANTIFICATION_VALUE>
-  </QUANTIFICATION_VALUES_LIST><BOA_ADD_OFFSET_VALUES_LIST>{offsets}</BOA_ADD_OFFSET_VALUES_LIST>
- </Product_Image_Characteristics></n1:General_Info>
-</n1:Level-2A_User_Product>"""
-MTD_TL = """<n1:Level-2A_Tile_ID xmlns:n1="x"><n1:Geometric_Info><Tile_Angles><Mean_Sun_Angle>
-<ZENITH_ANGLE unit="deg">{zen}</ZENITH_ANGLE><AZIMUTH_ANGLE unit="deg">{az}</AZIMUTH_ANGLE>
-</Mean_Sun_Angle></Tile_Angles></n1:Geometric_Info></n1:Level-2A_Tile_ID>"""
-
-
-def as_s2_product(scene: Path, folder: Path) -> Path:
-    """The demo scene's optical.tif as a Sentinel-2 L2A COG folder (B11/B12/SCL at 20 m)."""
-    meta = json.loads((scene / "scene.json").read_text())
-    folder.mkdir()
-    with rasterio.open(scene / "optical.tif") as src:
-        refl, profile = src.read(), src.profile
-    dn = np.where(np.isfinite(refl), np.clip(refl * 10000 + 1000, 1, 65535), 0).astype(np.uint16)
-    t = profile["transform"]
-    for i, code in enumerate(["B02", "B03", "B04", "B08", "B11", "B12", "SCL"]):
-        data = dn[i] if i < 4 else (dn[min(i, 5), ::2, ::2] if i < 6 else
-                                    np.full((dn.shape[1] // 2, dn.shape[2] // 2), 11, np.uint8))
-        k = 1 if i < 4 else 2
-        with rasterio.open(folder / f"{code}.tif", "w", driver="GTiff", width=data.shape[1],
-                           height=data.shape[0], count=1, dtype=data.dtype, crs=profile["crs"],
-                           transform=rasterio.Affine(t.a * k, 0, t.c, 0, t.e * k, t.f)) as dst:
-            dst.write(data, 1)
-    d = meta["date"]
-    offsets = "".join(f'<BOA_ADD_OFFSET band_id="{b}">-1000</BOA_ADD_OFFSET>' for b in range(13))
-    (folder / "MTD_MSIL2A.xml").write_text(MTD.format(date=f"{d[:4]}-{d[4:6]}-{d[6:]}",
-                                                      offsets=offsets))
-    (folder / "MTD_TL.xml").write_text(MTD_TL.format(zen=90 - meta["sun_elevation_deg"],
-                                                     az=meta["sun_azimuth_deg"]))
-    return folder
 
 
 @pytest.fixture(scope="module")
 def batch(tiny_demo, weights, tmp_path_factory):
-    """Products, catalogue (3 good scenes + 1 corrupt GeoTIFF), stats, a 2-worker cluster."""
+    """Products, catalogue (2 good scenes + 1 corrupt GeoTIFF), stats, a 2-worker cluster."""
     from distributed import LocalCluster
 
     d = tmp_path_factory.mktemp("batch")
     scenes = sorted(p for p in (tiny_demo / "scenes").iterdir() if p.is_dir())[:N_SCENES]
-    rows = [{"path": as_s2_product(s, d / f"S2B_{s.name}"), "outlines": s / "outlines.geojson",
+    rows = [{"path": as_sentinel2(s, d / f"S2B_{s.name}"), "outlines": s / "outlines.geojson",
              "dem": s / "dem.tif"} for s in scenes]
     (d / "broken.tif").write_bytes(b"II*\0" + bytes(range(256)) * 4)  # a corrupt GeoTIFF
     rows.append({"id": "broken", "path": d / "broken.tif", "date": "2020-01-01",
