@@ -9,9 +9,10 @@ paths and each step's wall time (also in ``OUT/times.json``).
 The budget rule (15 minutes on a 2-core CPU without AVX-512): the 12 facies
 models may take :data:`TRAIN_BUDGET_S` of training. A few training steps of the
 real CNN on random patches give this machine's seconds per training patch
-(``rate``); a dataset of n patches and E epochs is predicted to take
-``12 * rate * n * (E * 2/3 * 1.1 + 0.3)`` (training folds are 2/3 of the data, 10 %
-for validation each epoch, 0.3 for predicting and saving). The largest size of
+(``rate``) and the extra seconds of a model's first batch (``start``); a dataset of
+n patches and E epochs is predicted to take
+``12 * (2 * start + rate * n * (E * 2/3 * 1.1 + 0.3))`` (training folds are 2/3 of
+the data, 10 % for validation each epoch, 0.3 for predicting and saving). The largest size of
 :data:`utils.demo.generate.SIZES` that fits :data:`MIN_EPOCHS` is taken, with as
 many epochs as fit (at most :data:`MAX_EPOCHS`); on a machine too slow even for
 that, ``tiny`` with at least 2 epochs. Every step of the chain runs.
@@ -38,6 +39,9 @@ BATCH_SIZE = 32
 # small demo: best validation mIoU 0.54 vs 0.31 with the study's rate).
 LEARNING_RATE = 1e-2
 N_MODELS = 12
+#: A model's fixed cost in units of the first-batch overhead :func:`training_rate` measures
+#: (its training, evaluation and prediction functions are each built once per model).
+OVERHEAD_FACTOR = 2.0
 #: Seconds per training patch (:func:`training_rate`) up to which the other systems'
 #: demos keep their own epochs; on slower machines their epochs shrink in proportion.
 REFERENCE_RATE = 0.008
@@ -55,10 +59,10 @@ def run_notebook(name: str, out_dir: Path, parameters: dict, echo: bool = False)
     return out
 
 
-def training_rate(n_features: int = 11, steps: int = 6) -> float:
-    """Seconds per training patch of the study's CNN on this machine (batch
-    :data:`BATCH_SIZE`, augmentation included), timed over ``steps`` batches after
-    one warm-up epoch."""
+def training_rate(n_features: int = 11, steps: int = 6) -> tuple[float, float]:
+    """This machine's speed for the study's CNN: seconds per training patch (batch
+    :data:`BATCH_SIZE`, augmentation included, timed over ``steps`` batches) and the
+    seconds a model's first batch takes beyond that (building its functions)."""
     import numpy as np
 
     from utils.model import build_cnn_model
@@ -73,15 +77,20 @@ def training_rate(n_features: int = 11, steps: int = 6) -> float:
                          seed=0)
     model = build_cnn_model(n_features)
     compile_model(model, LEARNING_RATE, 100)
-    model.fit(ds.take(1), epochs=1, verbose=0)
     t0 = time.perf_counter()
-    model.fit(ds, epochs=1, verbose=0)
-    return (time.perf_counter() - t0) / n
+    model.fit(ds.take(1), epochs=1, verbose=0, shuffle=False)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model.fit(ds, epochs=1, verbose=0, shuffle=False)
+    rate = (time.perf_counter() - t0) / n
+    return rate, max(0.0, first - rate * BATCH_SIZE)
 
 
-def predicted_seconds(rate: float, n_patches: int, epochs: int) -> float:
+def predicted_seconds(speed: tuple[float, float], n_patches: int, epochs: int) -> float:
     """Predicted training time of the 12 models (the rule in the module docstring)."""
-    return N_MODELS * rate * n_patches * (epochs * 2 / 3 * 1.1 + 0.3)
+    rate, overhead = speed
+    return N_MODELS * (OVERHEAD_FACTOR * overhead
+                       + rate * n_patches * (epochs * 2 / 3 * 1.1 + 0.3))
 
 
 def approx_patches(size: str) -> int:
@@ -93,14 +102,14 @@ def approx_patches(size: str) -> int:
     return sum(g for _, g in spec.scenes) * len(spec.date_indices) * spec.points_per_glacier_date
 
 
-def plan(rate: float, budget: float = TRAIN_BUDGET_S) -> tuple[str, int]:
-    """(size, epochs) for a measured ``rate`` (s per training patch) within ``budget`` s."""
+def plan(speed: tuple[float, float], budget: float = TRAIN_BUDGET_S) -> tuple[str, int]:
+    """(size, epochs) for a measured ``speed`` (:func:`training_rate`) within ``budget`` s."""
     from utils.demo.generate import SIZES
 
     for size in sorted(SIZES, key=approx_patches, reverse=True):
         n = approx_patches(size)
-        fixed = predicted_seconds(rate, n, 0)
-        epochs = math.floor((budget - fixed) / (predicted_seconds(rate, n, 1) - fixed))
+        fixed = predicted_seconds(speed, n, 0)
+        epochs = math.floor((budget - fixed) / (predicted_seconds(speed, n, 1) - fixed))
         if epochs >= MIN_EPOCHS:
             return size, min(epochs, MAX_EPOCHS)
     return "tiny", max(2, epochs)
@@ -178,14 +187,21 @@ def other_demo(name: str, out: Path, scale: float) -> dict:
 
 def facies(out: Path, steps: Steps, size: str, epochs: int, seed: int) -> dict:
     """The study's chain on the demo dataset; returns its key numbers and paths."""
-    rate = steps.run("measure", "training speed of this machine", training_rate)
-    auto_size, auto_epochs = plan(rate)
+    speed = steps.run("measure", "training speed of this machine", training_rate)
+    rate = speed[0]
+    auto_size, auto_epochs = plan(speed)
     size = auto_size if size == "auto" else size
     epochs = epochs or (auto_epochs if size == auto_size else MIN_EPOCHS)
     n = approx_patches(size)
-    print(f"{rate * 1000:.1f} ms per training patch: demo size {size} (~{n} patches), "
+    print(f"{rate * 1000:.1f} ms per training patch, {speed[1]:.1f} s to start a model: "
+          f"demo size {size} (~{n} patches), "
           f"{epochs} epochs, batch {BATCH_SIZE}; the 12 models are predicted to take "
-          f"{predicted_seconds(rate, n, epochs) / 60:.1f} min", flush=True)
+          f"{predicted_seconds(speed, n, epochs) / 60:.1f} min", flush=True)
+    (out / "plan.json").write_text(json.dumps(
+        {"rate_ms_per_patch": round(rate * 1000, 2), "model_start_s": round(speed[1], 1),
+         "size": size, "epochs": epochs,
+         "batch_size": BATCH_SIZE, "predicted_training_s": round(
+             predicted_seconds(speed, n, epochs))}))
     data, results = out / "data", out / "results"
     steps.run("generate", f"demo dataset ({size}) in {data}", _dataset, data, size, seed)
     results.mkdir(parents=True, exist_ok=True)
