@@ -14,6 +14,7 @@ opacity; then sensor noise and L2A quantisation (1e-4).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,21 +50,14 @@ class Acquisition:
     cloud_cover: float
 
 
-def surface_classes(scene: Scene, date_index: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
-    """Surface class index map, uint8 (H, W) before shadow and cloud, and the snow and
-    firn line elevations (metres) of date ``date_index`` (0 early .. 2 late summer)."""
-    z = scene.dem.astype(np.float64)
+def _paint(scene: Scene, z: np.ndarray, sl: np.ndarray, fl: np.ndarray,
+           span: float) -> np.ndarray:
+    """Surface classes, uint8 (H, W), for snow-line and firn-line fields ``sl``, ``fl``
+    (H, W) in metres: firn above ``fl``, snow above ``sl`` (over firn), refrozen-like
+    patches within ``0.12 * span`` below ``sl``, debris, ponds and lakes, off-glacier
+    rock and snow patches."""
     ice = scene.labels > 0
-    zi = z[ice]
-    span = float(zi.max() - zi.min())
-    aar = SNOW_AAR[date_index] + rng.uniform(-0.05, 0.05)
-    snow_line = float(np.quantile(zi, 1.0 - aar))
-    firn_line = float(np.quantile(zi, 1.0 - scene.firn_aar))
-    sl = snow_line + span * (0.05 * scene.aspect_term + 0.05 * scene.sl_noise)
-    fl = firn_line + span * 0.04 * scene.fl_noise
     slope_deg = feat.slope(z, RES)
-
     cls = np.full(z.shape, CLASS_INDEX["debris"], dtype=np.uint8)  # off glacier: rock
     cls[ice] = CLASS_INDEX["ice"]
     cls[ice & (z > fl)] = CLASS_INDEX["firn"]
@@ -75,7 +69,65 @@ def surface_classes(scene: Scene, date_index: int,
     off_snow = ~ice & (z > sl + 0.1 * span - 0.08 * span * scene.offsnow_noise) & (slope_deg < 32)
     cls[off_snow] = CLASS_INDEX["snow"]
     cls[scene.lake] = CLASS_INDEX["water"]
-    return cls, snow_line, firn_line
+    return cls
+
+
+def _waviness(scene: Scene) -> np.ndarray:
+    """Snow-line offset per pixel (H, W) in units of the elevation span: lower on
+    north-facing ice, wavy."""
+    return 0.05 * scene.aspect_term + 0.05 * scene.sl_noise
+
+
+def surface_classes(scene: Scene, aar: float) -> tuple[np.ndarray, float, float]:
+    """Surface class map, uint8 (H, W) before shadow and cloud, of a summer date whose
+    transient snow line leaves ``aar`` of the scene's glacier area snow-covered, and the
+    snow and firn line elevations (metres).
+
+    The firn line of earlier years lies at ``scene.firn_aar``: where the snow line is
+    above it, the firn between them adds to the accumulation area (snow + firn).
+    """
+    z = scene.dem.astype(np.float64)
+    zi = z[scene.labels > 0]
+    span = float(zi.max() - zi.min())
+    snow_line = float(np.quantile(zi, 1.0 - aar))
+    firn_line = float(np.quantile(zi, 1.0 - scene.firn_aar))
+    sl = snow_line + span * _waviness(scene)
+    fl = firn_line + span * 0.04 * scene.fl_noise
+    return _paint(scene, z, sl, fl, span), snow_line, firn_line
+
+
+def end_of_season_classes(scene: Scene, aars: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Surface class map, uint8 (H, W) before shadow and cloud, at the end of the
+    ablation season, and each glacier's mean snow-line elevation (G,) in metres.
+
+    ``aars`` (one per ``scene.glaciers``, fractions 0..1): each glacier's snow line
+    (wavy, lower on north-facing ice) is placed so that exactly that fraction of its
+    pixels is above it, to within half a pixel. This year's snow covers the
+    accumulation area, so no firn shows: the firn line is raised to the snow line and
+    the true AAR (snow + firn over the glacier's area) equals the given one.
+    """
+    if len(aars) != len(scene.glaciers):
+        raise ValueError(f"{len(aars)} AARs for {len(scene.glaciers)} glaciers")
+    z = scene.dem.astype(np.float64)
+    wavy = _waviness(scene)
+    ice = scene.labels > 0
+    span = float(z[ice].max() - z[ice].min())
+    sl = np.full(z.shape, np.nan)
+    lines = np.empty(len(aars))
+    for k, (g, aar) in enumerate(zip(scene.glaciers, aars, strict=True)):
+        if not 0.0 <= aar <= 1.0:
+            raise ValueError(f"AAR of {g.name} is {aar}, not a fraction 0..1")
+        zg = z[g.mask]
+        gspan = float(zg.max() - zg.min())
+        # height above the wavy line's base level; the n_snow highest pixels are snow
+        h = np.sort(zg - gspan * wavy[g.mask])[::-1]
+        n_snow = int(round(aar * h.size))
+        top = h[0] + 1.0 if n_snow == 0 else h[n_snow - 1]
+        level = top - 1.0 if n_snow == h.size else (top + h[n_snow]) / 2
+        sl[g.mask] = level + gspan * wavy[g.mask]
+        lines[k] = level
+    sl[~ice] = float(np.mean(lines)) + span * wavy[~ice]  # off-glacier snow patches
+    return _paint(scene, z, sl, sl, span), lines
 
 
 def class_field(rng: np.random.Generator, name: str, n: int,
@@ -98,11 +150,20 @@ def class_field(rng: np.random.Generator, name: str, n: int,
 
 
 def acquire(scene: Scene, date_index: int, rng: np.random.Generator) -> Acquisition:
-    """The scene on its region's date ``date_index``: reflectance, truth and 11 features."""
+    """The scene on its region's date ``date_index`` (0 early .. 2 late summer; snow
+    cover :data:`SNOW_AAR` +- 0.05): reflectance, truth and 11 features."""
+    aar = SNOW_AAR[date_index] + rng.uniform(-0.05, 0.05)
+    cls, snow_line, firn_line = surface_classes(scene, aar)
+    return render(scene, scene.region.dates[date_index], cls, rng, snow_line, firn_line)
+
+
+def render(scene: Scene, date: str, cls: np.ndarray, rng: np.random.Generator,
+           snow_line: float = float("nan"), firn_line: float = float("nan")) -> Acquisition:
+    """The scene with surface classes ``cls`` (H, W) on ``date`` (YYYYMMDD): sun,
+    mixing, shadows, spectra, clouds and noise; the 11 features. ``snow_line`` and
+    ``firn_line`` (metres) are recorded in the result."""
     n = scene.n
-    date = scene.region.dates[date_index]
     az, el = sun_position(scene.region.lat, scene.region.lon, date)
-    cls, snow_line, firn_line = surface_classes(scene, date_index, rng)
 
     # sub-pixel mixing: class abundances softened across boundaries
     present = [CLASS_INDEX[c] for c in SURFACE if (cls == CLASS_INDEX[c]).any()]

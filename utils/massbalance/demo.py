@@ -174,6 +174,52 @@ def write_demo_stats(out_dir: str | Path, years: pd.DataFrame) -> list[Path]:
     return paths
 
 
+def map_demo_years(out_dir: str | Path, model: str | Path, stats: str | Path,
+                   years: pd.DataFrame | None = None, seed: int = 0,
+                   engine: str = "dense", progress: bool = True) -> list[Path]:
+    """Render the end-of-season scenes of the demo glacier-years and map them as ``apply.py``
+    does; returns the per-scene statistics CSVs, oldest first.
+
+    Scenes (:func:`utils.demo.years.write_year_scenes`, one per year, each glacier's
+    true AAR the real one) go to ``out_dir/massbalance/scenes/``; each is mapped with
+    :class:`utils.mapping.pipeline.MapRequest` + :func:`~utils.mapping.pipeline.map_scene`
+    (DEM, features derived from it and the scene's sun angles, 3 x 3 smoothing) into
+    ``out_dir/massbalance/maps/<scene>_<date>_facies.tif`` with its statistics CSV
+    ``maps/S2_<YYYYMMDD>.csv`` (dated by the file-name rule). The demo's own folders:
+    files of the same names are replaced.
+
+    Args:
+        model: weights (``.h5``) of a facies model, e.g. the demo's
+            ``demo/weights/0_cnn_afterconfidentlearning_weights.h5``.
+        stats: the normalisation statistics it was trained with (``stats.json``).
+        years: real glacier-years (default: ``demo_years.json``).
+        engine: ``apply.py``'s ``--engine``; the default gives the study's labels (each
+            map_scene call builds its engine anew: a few seconds per scene).
+    """
+    from tqdm.auto import tqdm
+
+    from utils.demo.years import write_year_scenes
+    from utils.mapping.pipeline import MapRequest, map_scene
+
+    res = Path(out_dir) / "massbalance"
+    years = load_demo_years() if years is None else years
+    folders = write_year_scenes(res / "scenes", years, seed)
+    maps = res / "maps"
+    maps.mkdir(exist_ok=True)
+    csvs = []
+    for folder in tqdm(folders, desc="mapping demo years", unit="scene", disable=not progress):
+        sun = json.loads((folder / "scene.json").read_text())
+        date = folder.name.rsplit("_", 1)[1]
+        req = MapRequest(str(model), folder / "optical.tif", maps / f"{folder.name}_facies.tif",
+                         folder / "outlines.geojson", stats=stats, dem_path=folder / "dem.tif",
+                         derive_features=True, sun_azimuth=sun["sun_azimuth_deg"],
+                         sun_elevation=sun["sun_elevation_deg"],
+                         stats_csv=maps / f"S2_{date}.csv", engine=engine, overwrite=True)
+        map_scene(req, progress=False, log=lambda _msg: None)
+        csvs.append(maps / f"S2_{date}.csv")
+    return csvs
+
+
 def run_demo(out_dir: Path, stats_csvs: Sequence[Path] | None = None,
              years: pd.DataFrame | None = None) -> dict:
     """Series, end-of-season pick and regressions on the demo glacier-years.
