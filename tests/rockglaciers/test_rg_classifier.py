@@ -56,7 +56,7 @@ def test_load_rejects_bad_model(tmp_path, rg_model):
 
 def test_grouped_cross_validation_runs_all_methods(rg_demo_tiles):
     t = read_tiles(rg_demo_tiles)
-    scores, oof = cross_validate(t, k=3, progress=False, epochs=1, steps=1, batch=8)
+    scores, oof = cross_validate(t, k=2, progress=False, epochs=1, steps=1, batch=8)
     assert set(scores.method) == {"majority", "histogram", "cnn", "cnn_calibrated"}
     assert (oof.fold >= 0).all() and oof[["histogram", "cnn", "cnn_calibrated"]].notna().all().all()
     for _, part in oof.groupby("group"):
