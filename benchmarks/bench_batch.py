@@ -75,10 +75,10 @@ def run_workers(catalog: Path, weights: Path, stats: Path, rows: list[dict], out
 
     cfg = BatchConfig(model="rand11", weights_dir=str(weights), stats=str(stats),
                       outlines=str(rows[0]["outlines"]), dem=str(rows[0]["dem"]), out=str(out))
-    _, _, memory = default_workers()
+    n_default, memory = default_workers()
     t0 = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      memory_limit=memory * default_workers()[0] // workers,
+                      memory_limit=memory * n_default // workers,
                       dashboard_address=None) as cluster:
         result = run_batch(catalog, cfg, scheduler=cluster.scheduler_address, progress=False,
                            log=lambda s: None)

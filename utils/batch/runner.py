@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from utils.batch.catalog import Scene, read_catalog
@@ -42,7 +42,6 @@ class BatchConfig:
     weights_dir: str = "weights"
     calibration_model: str | None = None
     engine: str = "dense"
-    threads: int = 1  # TensorFlow threads per worker
 
 
 def scene_request(scene: Scene, cfg: BatchConfig):
@@ -92,15 +91,20 @@ def _keep_models(threads: int) -> None:
     utils.model.load_model = kept
 
 
-def map_one(scene: Scene, cfg: BatchConfig, shared_inputs: dict) -> dict:
-    """Map one scene (a Dask task); returns its manifest record, ``done`` or ``failed``."""
+def map_one(scene: Scene, cfg: BatchConfig, shared_inputs: dict,
+            threads: dict[str, int] | None = None) -> dict:
+    """Map one scene (a Dask task); returns its manifest record, ``done`` or ``failed``.
+
+    ``threads`` gives the TensorFlow threads of each worker (by address): its host's
+    cores shared among the host's workers.
+    """
     from distributed import get_worker
 
     from utils.mapping.pipeline import map_scene
 
     try:
-        get_worker()
-        _keep_models(cfg.threads)
+        address = get_worker().address
+        _keep_models((threads or {}).get(address, 1))
     except ValueError:  # not on a worker (called directly): load models as usual
         pass
     t0 = time.perf_counter()
@@ -131,12 +135,23 @@ def map_one(scene: Scene, cfg: BatchConfig, shared_inputs: dict) -> dict:
 # ----------------------------------------------------------------------------- the client
 
 
-def default_workers() -> tuple[int, int, int]:
-    """(workers, TensorFlow threads per worker, memory limit per worker in bytes)."""
+def default_workers() -> tuple[int, int]:
+    """(workers, memory limit per worker in bytes) of a LocalCluster on this machine: one
+    worker per 4 cores and :data:`WORKER_MEMORY`, 90 % of the memory shared among them."""
     cpus = os.cpu_count() or 1
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     workers = max(1, min(cpus // 4 or 1, int(mem * 0.9 // WORKER_MEMORY)))
-    return workers, max(1, cpus // workers), int(mem * 0.9 // workers)
+    return workers, int(mem * 0.9 // workers)
+
+
+def worker_threads(client) -> dict[str, int]:
+    """TensorFlow threads per worker address: its host's cores / the host's workers."""
+    from collections import Counter
+
+    workers = client.scheduler_info()["workers"]
+    cores = client.run(os.cpu_count)
+    per_host = Counter(w["host"] for w in workers.values())
+    return {a: max(1, (cores.get(a) or 1) // per_host[w["host"]]) for a, w in workers.items()}
 
 
 def check_inputs(cfg: BatchConfig) -> None:
@@ -172,11 +187,10 @@ def run_batch(catalog: str | os.PathLike, cfg: BatchConfig, scheduler: str | Non
     out = Path(cfg.out)
     out.mkdir(exist_ok=True)
     scenes = read_catalog(catalog, out / "items")
-    n_default, threads, memory = default_workers()
+    n_default, memory = default_workers()
     n_workers = workers or n_default
     if workers:
-        threads = max(1, (os.cpu_count() or 1) // n_workers)
-    cfg = BatchConfig(**(asdict(cfg) | {"threads": threads}))
+        memory = memory * n_default // workers
     manifest = Manifest(out)
     shared = {"model": fingerprint(resolve_weights(cfg.model, cfg.weights_dir)),
               "stats": fingerprint(cfg.stats), "calibration": fingerprint(cfg.calibration_model)}
@@ -208,7 +222,8 @@ def _run_tasks(todo: list[Scene], cfg: BatchConfig, shared: dict, shared_inputs:
     try:
         with Client(scheduler or cluster) as client:
             log(f"Dask dashboard: {client.dashboard_link}")
-            futures = {client.submit(map_one, s, cfg, shared_inputs, key=f"map-{s.id}",
+            threads = worker_threads(client)
+            futures = {client.submit(map_one, s, cfg, shared_inputs, threads, key=f"map-{s.id}",
                                      pure=False): s for s in todo}
             with tqdm(total=len(todo), unit="scene", desc="mapping", disable=not progress,
                       smoothing=0) as bar:
