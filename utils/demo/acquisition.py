@@ -4,7 +4,10 @@ Facies follow the date: snow above a transient snow line that rises through the
 summer (lower on north-facing ice, wavy), firn between the snow line and the
 previous years' firn line, refrozen-like patches just below the snow line, bare
 ice below, debris on tongues and margins, ponds and lakes (water), off-glacier
-rock (labelled debris) and snow patches. The sun is at ~10:30 local solar time;
+rock (labelled debris) and snow patches (:func:`surface_classes`). At the end of
+the ablation season (:func:`end_of_season_classes`, the mass-balance demo) each
+glacier's snow line is placed so that its true AAR is a given one, and no firn
+shows below it. The sun is at ~10:30 local solar time;
 cast and self shadows and slope-dependent direct light are computed on the
 scene's true surface, shadowed surfaces keep only the diffuse fraction of each
 band. Class spectra (utils.demo.spectra) are drawn as correlated log-normal

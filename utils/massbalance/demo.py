@@ -4,14 +4,16 @@
 AAR, ELA and annual balance, WGMS FoG 2021-05 and OGGM's ``mbdata``; made by
 :func:`choose_demo_years`; rebuild with ``python massbalance.py demo-years WGMS_DIR``).
 
-:func:`run_demo` builds the glacier time series from per-scene statistics CSVs,
-picks the end-of-season scene of each year, and scores the balance regressed on
-the **mapped** AAR against the same regression on the **true** (WGMS) AAR of the
-same glacier-years. Without statistics CSVs it writes its own from demo class
-maps (three scenes per glacier-year: mid-July with a lower snow line, the end of
-season with the snow line placed so that the true AAR is the WGMS one, and late
-September with cloud over the upper glacier), which stand in for scenes mapped
-by the CNN until the demo scene generator renders them.
+:func:`map_demo_years` renders one end-of-season demo scene per year whose glaciers'
+true AAR is the real one (:mod:`utils.demo.years`) and maps it as ``apply.py`` does,
+with a facies model of the demo; :func:`run_demo` builds the glacier time series
+from those statistics CSVs, picks the end-of-season scene of each year, and scores
+the balance regressed on the **mapped** AAR against the same regression on the
+**true** (WGMS) AAR of the same glacier-years: the ratio of their r is what the
+facies mapping loses. Without statistics CSVs :func:`run_demo` writes stand-in ones
+from class maps drawn straight from the placed snow line (three scenes per
+glacier-year: mid-July with a lower snow line, the end of season, and late
+September with cloud over the upper glacier), which check the plumbing only.
 """
 
 from __future__ import annotations
@@ -227,8 +229,8 @@ def run_demo(out_dir: Path, stats_csvs: Sequence[Path] | None = None,
     Args:
         out_dir: demo folder; results go to ``out_dir/massbalance/``.
         stats_csvs: per-scene statistics CSVs of the mapped demo scenes (named by
-            the file-name rule); default: written from demo class maps (module
-            docstring).
+            the file-name rule), e.g. from :func:`map_demo_years`; default: stand-in
+            CSVs written from class maps of the placed snow line (module docstring).
         years: real glacier-years (default: ``demo_years.json``).
 
     Returns the key numbers: r and RMSE (m w.e.) of the pooled leave-one-glacier-out
