@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import subprocess
 import sys
 import time
@@ -235,6 +236,10 @@ def _dataset(data: Path, size: str, seed: int) -> None:
     if (data / "patches.h5").exists() and marker.exists() and marker.read_text() == size:
         print("reusing the existing demo dataset", flush=True)
         return
+    if marker.exists():  # an earlier demo of another size: its models do not fit the new data
+        for folder in ("weights", "logs"):
+            shutil.rmtree(data.parent / folder, ignore_errors=True)
+        marker.unlink()
     generate(data, size=size, seed=seed)
     pack_patches(data / "patches", data / "patches.h5")
     marker.write_text(size)
