@@ -5,8 +5,9 @@ probabilities are weighted by a separable ramp that rises over ``overlap`` px
 from every tile edge (never 0), and the weighted sum is divided by the summed
 weights, so seams blend smoothly. The scene is read in strips of tile rows
 (plus its per-scene normalisation statistics from a decimated read of at most
-~1 M pixels), so memory is two float32 (H, W) accumulators plus one strip:
-about 0.2 GB plus the model's working memory for a 3660 x 3660 scene.
+~1 M pixels), so memory is two float32 (H, W) accumulators plus one strip and
+the model's working memory: 2.5 GB peak for a 3660 x 3660 scene, TensorFlow
+included (docs/OUTLINES.md).
 """
 
 from __future__ import annotations
