@@ -136,3 +136,19 @@ def test_hdf5_without_layer_names(tmp_path):
         f.create_dataset("x", data=np.zeros(3))
     with pytest.raises(WeightsError, match="data.h5: no 'layer_names'"):
         load_model(path)
+
+
+def test_kept_model_loads_each_file_once_and_reloads_a_changed_one(tmp_path):
+    import os
+
+    from utils.model import kept_model
+
+    path = tmp_path / "m_weights.h5"
+    save_weights(build_cnn_model(6), path)
+    first = kept_model(path)
+    assert kept_model(tmp_path / "." / "m_weights.h5") is first
+    save_weights(build_cnn_model(8), path)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    second = kept_model(path)
+    assert second is not first and input_features(second) == 8

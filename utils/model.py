@@ -133,6 +133,29 @@ def load_model(path: str | os.PathLike, latent: bool = False) -> keras.Model:
     return model
 
 
+#: Models kept by :func:`kept_model`, by (resolved path, modification time).
+_KEPT: dict[tuple[str, int], keras.Model] = {}
+KEPT_MODELS = 4
+
+
+def kept_model(path: str | os.PathLike) -> keras.Model:
+    """:func:`load_model`, kept per weights file for repeated use in one process.
+
+    Mapping many scenes with one model (the batch run, the demo's year series) then
+    loads it once, and the inference engines' compiled functions, which are kept per
+    model object, are traced once. A changed file (modification time) is reloaded;
+    at most :data:`KEPT_MODELS` models are kept.
+    """
+    p = Path(path)
+    key = (str(p.resolve()), p.stat().st_mtime_ns)
+    if key not in _KEPT:
+        model = load_model(p)
+        while len(_KEPT) >= KEPT_MODELS:
+            _KEPT.pop(next(iter(_KEPT)))
+        _KEPT[key] = model
+    return _KEPT[key]
+
+
 def input_features(model: keras.Model) -> int:
     """Number of input feature channels F of a model."""
     return int(model.inputs[0].shape[-1])

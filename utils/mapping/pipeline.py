@@ -311,9 +311,9 @@ def _map_scene(req: MapRequest, progress: bool, log: Callable[[str], None]) -> d
             log(note)
         mask = glacier_mask(outl, grid, raster)
 
-        from utils.model import input_features, load_model
+        from utils.model import input_features, kept_model
 
-        model = load_model(weights)
+        model = kept_model(weights)  # traced engines are reused across scenes
         n_out = int(model.outputs[0].shape[-1])
         if n_out != len(CLASSES):
             raise SceneError(f"{weights}: the model has {n_out} classes, expected {len(CLASSES)}")
