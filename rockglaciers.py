@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                             overwrite=args.overwrite)
             print(_json(res))
     except InputError as err:
-        print(f"rockglaciers.py {args.command}: error: {err}", file=sys.stderr)
+        flag = f" (--{err.option.replace('_', '-')})" if getattr(err, "option", None) else ""
+        print(f"rockglaciers.py {args.command}: error: {err}{flag}", file=sys.stderr)
         return 2
     return 0
 

@@ -127,7 +127,7 @@ def cross_validate(tiles: TileSet, k: int = 5, seed: int = 0, progress: bool = T
         oof.loc[te, "histogram"] = _histogram_model(hist[tr], tiles.labels[tr]).predict_proba(
             hist[te])[:, 1]
         model, secs = train_classifier(tiles.images[tr], tiles.labels[tr], seed=seed + f,
-                                       progress=progress, **train_kw)
+                                       progress=False, **train_kw)  # the folds bar is enough
         oof.loc[te, "cnn"] = predict(model, tiles.images[te])
         epoch_s.append(float(np.mean(secs)))
     oof["cnn_calibrated"] = np.nan
