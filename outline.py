@@ -72,21 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    from utils.errors import InputError, cli_message
+    from utils.cli import run_cli
     from utils.outlines.predict import outline_scene
 
-    try:
-        s = outline_scene(args.model, args.scene, args.output, threshold=args.threshold,
-                          min_area_km2=args.min_area_km2,
-                          probability_path=args.probability_path, tile=args.tile,
-                          overlap=args.overlap, overwrite=args.overwrite,
-                          progress=not args.quiet)
-    except InputError as e:
-        print(f"{PROG}: error: {cli_message(e)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
-        return 130
+    code, s = run_cli(PROG, lambda: outline_scene(
+        args.model, args.scene, args.output, threshold=args.threshold,
+        min_area_km2=args.min_area_km2, probability_path=args.probability_path, tile=args.tile,
+        overlap=args.overlap, overwrite=args.overwrite, progress=not args.quiet))
+    if code:
+        return code
     print(f"{PROG}: {s['polygons']} glacier outlines, {s['area_km2']:.2f} km², in "
           f"{s['seconds']:.1f} s; wrote {', '.join(s['outputs'])}", file=sys.stderr)
     return 0
