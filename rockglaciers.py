@@ -19,7 +19,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from utils.errors import InputError  # noqa: E402
+from utils.cli import run_cli  # noqa: E402
 
 
 def _json(d: dict) -> str:
@@ -56,41 +56,39 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run(args: argparse.Namespace) -> None:
+    if args.command == "train":
+        from utils.rockglaciers.evaluation import summary, train_and_save
+
+        scores, _ = train_and_save(args.folder, args.model, k=args.folds,
+                                   overwrite=args.overwrite, epochs=args.epochs)
+        print(summary(scores).round(3).to_string())
+        cnn = summary(scores).loc["cnn_calibrated"]
+        print(_json({"model": args.model, **{k: float(v) for k, v in cnn.items()}}))
+    elif args.command == "evaluate":
+        from utils.rockglaciers.evaluation import evaluate_folder
+
+        res = evaluate_folder(args.model, args.folder, skip_invalid=args.skip_invalid)
+        for line in res["skipped"]:
+            print(f"skipped: {line}")
+        for k in ("n_tiles", "n_rock_glacier", "accuracy", "balanced_accuracy",
+                  "f1_rock_glacier", "roc_auc", "ece", "ece_raw"):
+            v = res[k]
+            print(f"{k:18s} {v:.4f}" if isinstance(v, float) else f"{k:18s} {v}")
+        print(f"confusion (rows true no/yes, cols predicted): {res['confusion']}")
+        print(_json({**res, "skipped": len(res["skipped"])}))
+    else:
+        from utils.rockglaciers.scene import map_scene
+
+        print(_json(map_scene(args.model, args.raster, args.output, args.polygons,
+                              threshold=args.threshold, stride=args.stride,
+                              overwrite=args.overwrite)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        if args.command == "train":
-            from utils.rockglaciers.evaluation import summary, train_and_save
-
-            scores, _ = train_and_save(args.folder, args.model, k=args.folds,
-                                       overwrite=args.overwrite, epochs=args.epochs)
-            print(summary(scores).round(3).to_string())
-            cnn = summary(scores).loc["cnn_calibrated"]
-            print(_json({"model": args.model, **{k: float(v) for k, v in cnn.items()}}))
-        elif args.command == "evaluate":
-            from utils.rockglaciers.evaluation import evaluate_folder
-
-            res = evaluate_folder(args.model, args.folder, skip_invalid=args.skip_invalid)
-            for line in res["skipped"]:
-                print(f"skipped: {line}")
-            for k in ("n_tiles", "n_rock_glacier", "accuracy", "balanced_accuracy",
-                      "f1_rock_glacier", "roc_auc", "ece", "ece_raw"):
-                v = res[k]
-                print(f"{k:18s} {v:.4f}" if isinstance(v, float) else f"{k:18s} {v}")
-            print(f"confusion (rows true no/yes, cols predicted): {res['confusion']}")
-            print(_json({**res, "skipped": len(res["skipped"])}))
-        else:
-            from utils.rockglaciers.scene import map_scene
-
-            res = map_scene(args.model, args.raster, args.output, args.polygons,
-                            threshold=args.threshold, stride=args.stride,
-                            overwrite=args.overwrite)
-            print(_json(res))
-    except InputError as err:
-        flag = f" (--{err.option.replace('_', '-')})" if getattr(err, "option", None) else ""
-        print(f"rockglaciers.py {args.command}: error: {err}{flag}", file=sys.stderr)
-        return 2
-    return 0
+    code, _ = run_cli(f"rockglaciers.py {args.command}", lambda: _run(args))
+    return code
 
 
 if __name__ == "__main__":
