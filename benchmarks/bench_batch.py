@@ -98,6 +98,42 @@ def run_workers(catalog: Path, weights: Path, stats: Path, rows: list[dict], out
             "peak_rss_mb_per_worker": [round(p) for p in peaks]}
 
 
+def run_stack(work: Path, side: int = 2048) -> dict:
+    """Stack a synthetic Sentinel-2 L2A SAFE of ``side`` x ``side`` 10 m px (JP2, as shipped)."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    from utils.products import open_product, write_stack
+
+    rng = np.random.default_rng(0)
+    safe = work / "S2A_MSIL2A_20230815T102031_N0509_R065_T32TMS_20230815T150000.SAFE"
+    img = safe / "GRANULE" / "L2A_T32TMS_A042417_20230815T102444" / "IMG_DATA"
+    for code, res in [("B02", 10), ("B03", 10), ("B04", 10), ("B08", 10), ("B11", 20),
+                      ("B12", 20), ("SCL", 20)]:
+        n = side * 10 // res
+        data = (rng.integers(0, 12, (n, n)) if code == "SCL"
+                else rng.integers(1000, 12000, (n, n))).astype(np.uint16)
+        (img / f"R{res}m").mkdir(parents=True, exist_ok=True)
+        with rasterio.open(img / f"R{res}m" / f"T32TMS_20230815T102031_{code}_{res}m.jp2", "w",
+                           driver="JP2OpenJPEG", width=n, height=n, count=1, dtype="uint16",
+                           crs="EPSG:32632", transform=Affine(res, 0, 6e5, 0, -res, 5.1e6),
+                           QUALITY=100, REVERSIBLE="YES") as dst:
+            dst.write(data, 1)
+    offsets = "".join(f'<BOA_ADD_OFFSET band_id="{b}">-1000</BOA_ADD_OFFSET>' for b in range(13))
+    (safe / "MTD_MSIL2A.xml").write_text(
+        "<n1:Level-2A_User_Product xmlns:n1='x'><PRODUCT_START_TIME>2023-08-15T10:20:31Z"
+        "</PRODUCT_START_TIME><PROCESSING_BASELINE>05.09</PROCESSING_BASELINE>"
+        "<BOA_QUANTIFICATION_VALUE>10000</BOA_QUANTIFICATION_VALUE>"
+        f"{offsets}</n1:Level-2A_User_Product>")
+    t0 = time.perf_counter()
+    write_stack(open_product(safe), work / "stack.tif")
+    seconds = time.perf_counter() - t0
+    return {"side_px": side, "seconds": round(seconds, 2),
+            "mpx_per_s": round(side * side / seconds / 1e6, 3),
+            "full_tile_s_estimate": round(10980 ** 2 / (side * side / seconds))}
+
+
 def run_apply_loop(rows: list[dict], weights: Path, stats: Path, out: Path) -> dict:
     """``python apply.py`` once per scene (same flags the batch uses)."""
     out.mkdir()
@@ -127,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         catalog, weights, stats, rows = prepare(work, args.scenes)
         runs = [run_workers(catalog, weights, stats, rows, work / f"out{w}", w) for w in (1, 2)]
         loop = run_apply_loop(rows[: args.apply_scenes], weights, stats, work / "apply")
+        stack = run_stack(work)
     for r in runs:
         print(f"{r['workers']} worker(s): {args.scenes} scenes in {r['seconds']} s = "
               f"{r['scenes_per_min']} scenes/min; peak RSS per worker "
@@ -137,7 +174,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"parallel efficiency (2 workers): {efficiency:.2f}")
     print(f"apply.py in a loop: {loop['seconds_per_scene']} s/scene; batch with 1 worker: "
           f"{batch_per_scene:.2f} s/scene (ratio {ratio:.2f})")
+    print(f"stacking a {stack['side_px']}^2 px SAFE (JP2): {stack['seconds']} s = "
+          f"{stack['mpx_per_s']} Mpx/s; a 10980^2 tile: ~{stack['full_tile_s_estimate']} s")
     print(json.dumps({"bench": "batch", **info, "scenes": args.scenes, "runs": runs,
+                      "stack": stack, "load_avg_1min_at_end": os.getloadavg()[0],
                       "parallel_efficiency": round(efficiency, 3), "apply_loop": loop,
                       "batch_seconds_per_scene_1_worker": round(batch_per_scene, 2),
                       "date": time.strftime("%Y-%m-%d")}))
