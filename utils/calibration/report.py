@@ -20,7 +20,7 @@ import pandas as pd
 
 from utils.calibration.calibrators import KINDS, Calibrator, calibrated_confidence
 from utils.calibration.confidence import correctness
-from utils.calibration.fitting import fit_calibrator
+from utils.calibration.fitting import fit_calibrator, fit_kernel_ridge_points
 from utils.calibration.portable import save_calibrator
 from utils.calibration.reliability import ece, pool_reliability, reliability
 
@@ -71,12 +71,20 @@ def fit_all(folds: list[FoldPredictions], out_dir: str | os.PathLike | None
     fitted: dict[str, dict[int, Calibrator]] = {k: {} for k in KINDS}
     for f in folds:
         for kind in KINDS:
-            c = fit_calibrator(kind, f.val_probs, f.val_labels)
+            c = _fit(kind, f)
             name = "" if kind == "kernel_ridge" else f"{kind}_"
             if out is not None:
                 save_calibrator(c, out / f"{f.fold}_{name}calibration_model.json")
             fitted[kind][f.fold] = c
     return fitted
+
+
+def _fit(kind: str, f: FoldPredictions) -> Calibrator:
+    """Fit one calibrator; a kernel ridge whose validation confidences are all exactly 1.0
+    (in no bin, as the study's ``conf < upper``) is fitted on the anchors (0, 0), (1, 1)."""
+    if kind == "kernel_ridge" and not (np.max(f.val_probs, axis=1) < 1.0).any():
+        return fit_kernel_ridge_points([0.0, 1.0], [0.0, 1.0])
+    return fit_calibrator(kind, f.val_probs, f.val_labels)
 
 
 def comparison_table(folds: list[FoldPredictions],
