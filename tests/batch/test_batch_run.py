@@ -67,9 +67,8 @@ def test_batch_maps_reports_the_broken_scene_and_writes_the_table(batch):
 def test_batch_scene_equals_apply_py(batch, tmp_path):
     d, cfg, _, first, scenes, rows = batch
     row = rows[1]
-    scene_id = f"{json.loads((scenes[1] / 'scene.json').read_text())['date']}"
-    folder = next(p for p in (Path(cfg.out) / "scenes").iterdir() if scene_id[:4] in p.name
-                  and Path(row["path"]).name in p.name)
+    folder = next(p for p in (Path(cfg.out) / "scenes").iterdir()
+                  if p.name.endswith(Path(row["path"]).name))  # id: date_sensor_name
     argv = ["rand11", row["path"], tmp_path / "f.tif", row["outlines"], "--weights_dir",
             cfg.weights_dir, "--stats", cfg.stats, "--dem_path", row["dem"], "--derive_features",
             "--resample", "--confidence_path", tmp_path / "c.tif", "--stats_csv",
