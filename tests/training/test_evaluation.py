@@ -123,3 +123,19 @@ def test_study_log_table(tmp_path):
     np.testing.assert_allclose(table[("after", "4: 11 features")], [0.7, 0.8])
     np.testing.assert_allclose(table[("before", "1: 6 features")], [0.5, 0.6])
     assert feature_sets.study_log_table(tmp_path / "none").empty
+
+
+def test_kernel_ridge_on_a_fold_of_certain_predictions(tmp_path):
+    """Confidences of exactly 1.0 are in no bin (the study's rule): such a fold's kernel
+    ridge falls back to the anchors instead of failing, and its ECE is undefined."""
+    probs = np.zeros((30, 8), np.float32)
+    probs[:, 0] = 1.0
+    y = np.r_[np.zeros(20, int), np.ones(10, int)]
+    fold = np.zeros(30, int)
+    np.savez(tmp_path / "p.npz", y=y, fold=fold, pruned=np.zeros(30, bool),
+             probs_after=probs, val_index_0=np.arange(30), val_probs_0=probs)
+    folds = report.read_predictions(tmp_path / "p.npz")
+    fitted = report.fit_all(folds, tmp_path / "cal")
+    np.testing.assert_allclose(fitted["kernel_ridge"][0].predict([0.0, 1.0]), [0.0, 1.0],
+                               atol=1e-9)
+    assert np.isnan(report.comparison_table(folds, fitted).loc["fold 0", "none"])
