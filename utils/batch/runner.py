@@ -7,8 +7,8 @@ scene grid) and writes ``OUT/scenes/<id>/facies.tif``, ``confidence.tif`` and
 ``glaciers.csv``. A task never raises for a bad scene: it returns a ``failed`` record
 with the error, and the run goes on. A worker that dies loses only its task, which the
 scheduler gives to another worker (up to ``distributed.scheduler.allowed-failures``
-times). Each worker keeps the models it loaded (and their compiled dense engines) for
-the following scenes. The client holds only the small records and statistics tables.
+times). ``map_scene`` keeps loaded models per process, so each worker loads and compiles
+a model once for all its scenes. The client holds only the small records and statistics tables.
 """
 
 from __future__ import annotations
@@ -61,15 +61,15 @@ def scene_request(scene: Scene, cfg: BatchConfig):
 
 # ----------------------------------------------------------------------------- on a worker
 
-_MODELS: dict = {}
+_THREADS_SET = False
 
 
-def _keep_models(threads: int) -> None:
-    """In a worker process: limit TensorFlow's threads and keep loaded models (by file,
-    modification time) so that a worker loads and compiles each model once."""
-    import utils.model
-
-    if getattr(utils.model.load_model, "kept", False):
+def _set_threads(threads: int) -> None:
+    """In a worker process, once: TensorFlow's threads (its share of the host's cores).
+    ``map_scene`` keeps loaded models per process (:func:`utils.model.kept_model`), so a
+    worker loads and compiles each model once for all its scenes."""
+    global _THREADS_SET
+    if _THREADS_SET:
         return
     import tensorflow as tf
 
@@ -78,17 +78,7 @@ def _keep_models(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
     except RuntimeError:  # TensorFlow already started in this process
         pass
-    load = utils.model.load_model
-
-    def kept(path, latent=False):
-        p = Path(path)
-        key = (str(p.resolve()), p.stat().st_mtime_ns, latent)
-        if key not in _MODELS:
-            _MODELS[key] = load(path, latent)
-        return _MODELS[key]
-
-    kept.kept = True
-    utils.model.load_model = kept
+    _THREADS_SET = True
 
 
 def map_one(scene: Scene, cfg: BatchConfig, shared_inputs: dict,
@@ -104,8 +94,8 @@ def map_one(scene: Scene, cfg: BatchConfig, shared_inputs: dict,
 
     try:
         address = get_worker().address
-        _keep_models((threads or {}).get(address, 1))
-    except ValueError:  # not on a worker (called directly): load models as usual
+        _set_threads((threads or {}).get(address, 1))
+    except ValueError:  # not on a worker (called directly): TensorFlow's defaults
         pass
     t0 = time.perf_counter()
     req = scene_request(scene, cfg)
