@@ -8,6 +8,7 @@ their traceback.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -26,3 +27,10 @@ def run_cli(prog: str, work: Callable[[], Any],
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; no output written", file=sys.stderr)
         return 130, None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (``PROG: error: ...``), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")

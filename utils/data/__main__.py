@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from utils.cli import OneLineParser
 from utils.data.names import check_folds, resolve_patch_folder
 from utils.data.pack import PackReader, pack_patches, source_kind
 from utils.data.skipped import skip_report_path, write_skip_report
@@ -32,13 +33,8 @@ from utils.normalisation import save_stats
 PROG = "python -m utils.data"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _build_parser() -> _Parser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n")[0])
+def _build_parser() -> OneLineParser:
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("stats", help="per-feature min/max statistics (JSON)")
     s.add_argument("dataset", type=Path, help="patch folder or pack (.h5)")

@@ -29,6 +29,7 @@ from rasterio.windows import Window
 
 from utils.files import atomic_output, check_output
 from utils.products.base import Product, ProductError
+from utils.products.detect import is_product, open_product
 from utils.scene.raster import Grid
 from utils.study import HALF, OPTICAL
 
@@ -182,8 +183,6 @@ def open_as_stack(path: str | os.PathLike, progress: bool = False
     JSON) is stacked into a temporary folder (``TMPDIR``), removed on exit; any other
     path is yielded as it is, with ``product`` None.
     """
-    from utils.products import is_product, open_product
-
     if not is_product(path):
         yield Path(path), None
         return

@@ -10,11 +10,11 @@ verified, DEST is unusable, or files there differ and --overwrite was not given
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from utils.cli import OneLineParser
 from utils.errors import InputError, cli_message
 from utils.published.catalogue import BASE_URL
 from utils.published.download import fetch
@@ -23,13 +23,8 @@ PROG = "python -m utils.published"
 FLAGS = {"base_url": "--base-url", "dest": "--dest", "overwrite": "--overwrite"}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _build_parser() -> _Parser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n")[0])
+def _build_parser() -> OneLineParser:
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fetch", help="download and verify the study's published files",
                        description=__doc__.split("\n\n")[1].replace("\n", " "))
