@@ -144,12 +144,18 @@ def test_a_corrupted_download_is_detected_and_removed(srv, tmp_path: Path) -> No
     _check_landed(tmp_path)
 
 
-def test_a_partial_download_is_resumed_with_http_range(
-        srv, reference_dir: Path, tmp_path: Path) -> None:
+def _partial(reference_dir: Path, tmp_path: Path, n: int) -> bytes:
+    """Leave the first ``n`` bytes of the weights file as its ``.part``; returns all bytes."""
     data = (reference_dir / WEIGHTS).read_bytes()
     part = tmp_path / (WEIGHTS + ".part")
     part.parent.mkdir(parents=True)
-    part.write_bytes(data[:300_000])
+    part.write_bytes(data[:n])
+    return data
+
+
+def test_a_partial_download_is_resumed_with_http_range(
+        srv, reference_dir: Path, tmp_path: Path) -> None:
+    data = _partial(reference_dir, tmp_path, 300_000)
     report = fetch(tmp_path, base_url=srv.url, progress=False)
     assert report.resumed == [WEIGHTS]
     assert (WEIGHTS, "bytes=300000-", len(data) - 300_000) in srv.log
@@ -171,10 +177,8 @@ def test_an_interrupted_download_is_kept_and_resumed_by_the_next_run(
 
 def test_without_range_support_or_with_wrong_partial_bytes_it_starts_over(
         srv, reference_dir: Path, tmp_path: Path) -> None:
-    data = (reference_dir / WEIGHTS).read_bytes()
+    data = _partial(reference_dir, tmp_path, 300_000)
     part = tmp_path / (WEIGHTS + ".part")
-    part.parent.mkdir(parents=True)
-    part.write_bytes(data[:300_000])
     srv.ranges = False
     report = fetch(tmp_path, base_url=srv.url, progress=False)
     assert report.resumed == [] and (WEIGHTS, "bytes=300000-", len(data)) in srv.log
