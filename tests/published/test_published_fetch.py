@@ -56,9 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         body = data[start:start + srv.cut.pop(rel, len(data))]
+        srv.log.append((rel, asked, len(body)))  # before the client can see the body end
         self.wfile.write(body)
         self.close_connection = True
-        srv.log.append((rel, asked, len(body)))
 
     def log_message(self, *args: object) -> None:
         pass
