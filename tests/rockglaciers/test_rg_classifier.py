@@ -44,6 +44,13 @@ def test_saved_model_round_trip(rg_model, rg_demo_tiles):
     assert cal.kind == "temperature"
 
 
+def test_predict_averages_over_flips_and_turns(rg_model, rg_demo_tiles):
+    model, _ = load_classifier(rg_model)
+    x = read_tiles(rg_demo_tiles).images[:4]
+    turned = np.rot90(x, 1, axes=(1, 2))[:, :, ::-1]  # one of the 8 symmetries
+    np.testing.assert_allclose(predict(model, turned), predict(model, x), atol=1e-5)
+
+
 def test_load_rejects_bad_model(tmp_path, rg_model):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip")

@@ -10,9 +10,11 @@ trained from scratch (no pretrained weights, nothing downloaded).
 
 Training augments every batch the way nadir imagery allows (random flips, 90°
 rotations, brightness and contrast x U(0.9, 1.1)) and weights samples so both
-classes count equally. A saved classifier is a ``.keras`` file plus its
-probability calibrator (``utils.calibration`` temperature scaling, JSON) beside it
-as ``<name>.calibration.json``.
+classes count equally. :func:`predict` averages over the 8 flips and 90° rotations
+of each tile (test-time augmentation, chosen by grouped cross-validation).
+A saved classifier is a ``.keras`` file plus its probability calibrator
+(``utils.calibration`` temperature scaling, JSON) beside it as
+``<name>.calibration.json``.
 """
 
 from __future__ import annotations
@@ -142,12 +144,21 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, epochs: int = EPOCH
 
 
 def predict(model: keras.Model, images: np.ndarray, batch: int = 128) -> np.ndarray:
-    """Probability of a rock glacier (N,) float64 for (N, 128, 128, 3) uint8 tiles."""
+    """Probability of a rock glacier (N,) float64 for (N, 128, 128, 3) uint8 tiles.
+
+    Test-time augmentation: the mean over the tile's 8 flips and 90° rotations (a
+    nadir tile has no up or left, and the network was trained on all 8), so 8 passes.
+    """
     if len(images) == 0:
         return np.zeros(0)
-    out = [model(images[i:i + batch].astype(np.float32), training=False)
-           for i in range(0, len(images), batch)]
-    return np.concatenate([np.asarray(o) for o in out])[:, 0].astype(np.float64)
+    total = np.zeros(len(images))
+    for k in range(4):
+        turned = np.rot90(images, k, axes=(1, 2))
+        for view in (turned, turned[:, :, ::-1]):
+            view = np.ascontiguousarray(view, np.float32)
+            total += np.concatenate([np.asarray(model(view[i:i + batch], training=False))
+                                     for i in range(0, len(view), batch)])[:, 0]
+    return total / 8
 
 
 def two_class(p: np.ndarray) -> np.ndarray:
