@@ -12,6 +12,7 @@ from utils.calibration import (
     fit_calibrator,
     fit_isotonic,
     fit_kernel_ridge,
+    fit_kernel_ridge_points,
     fit_temperature,
     kernel_matrix,
     kernel_ridge_points,
@@ -81,11 +82,11 @@ def test_isotonic_matches_sklearn(synthetic) -> None:
 
 
 def test_kernel_ridge_repeated_points() -> None:
-    """A bin whose mean confidence is exactly 1 repeats the (1, 1) anchor: least squares."""
-    conf = np.array([0.5] * 10 + [1.0] * 20)
-    ok = np.array([1, 0] * 5 + [1] * 19 + [0], dtype=bool)
+    """A bin at confidence 1 repeats the (1, 1) anchor: least squares (the study's rule
+    ``conf < upper`` leaves exact 1.0 out of the bins, so the points are given directly)."""
+    x = np.array([0.0, 0.5, 1.0, 1.0])
+    y = np.array([0.0, 0.5, 0.95, 1.0])
     with pytest.warns(UserWarning, match="singular"):
-        cal = fit_kernel_ridge(conf, ok)
+        cal = fit_kernel_ridge_points(x, y, 0.0)
     out = cal.predict([0.0, 0.5, 1.0], clip=False)
     assert np.allclose(out, [0.0, 0.5, (0.95 + 1.0) / 2], atol=1e-9)
-

@@ -181,9 +181,13 @@ def other_demo(name: str, out: Path, scale: float) -> dict:
     """Run one other system's demo into ``out/{name}`` (mass balance: ``out/massbalance``)
     with its own epochs, times ``scale`` (0..1] on a slow machine (~2 minutes there)."""
     if name == "massbalance":
-        from utils.massbalance import run_demo
+        from utils.massbalance.demo import map_demo_years, run_demo
 
-        return run_demo(out)
+        model = out / "weights" / "0_cnn_afterconfidentlearning_weights.h5"
+        if not model.is_file():  # --only massbalance without the facies models: stand-in
+            return run_demo(out)
+        csvs = map_demo_years(out, model, out / "data" / "stats.json", progress=False)
+        return run_demo(out, stats_csvs=csvs)
     if name == "outlines":
         from utils.outlines.demo import run_demo
     else:
@@ -287,8 +291,9 @@ def print_summary(out: Path, report: dict) -> None:
         r = report["massbalance"]
         print(f"mass balance: {r['glacier_years']} glacier-years; leave-one-glacier-out r "
               f"{r['mapped_pooled_logo_r']:.2f} on the mapped AAR (true AAR "
-              f"{r['true_pooled_logo_r']:.2f}), RMSE {r['mapped_pooled_logo_rmse_mwe']:.2f} "
-              f"m w.e.; figures in {r['results']}")
+              f"{r['true_pooled_logo_r']:.2f}, ratio {r['ratio_pooled_logo_r']:.2f}), RMSE "
+              f"{r['mapped_pooled_logo_rmse_mwe']:.2f} vs {r['true_pooled_logo_rmse_mwe']:.2f} "
+              f"m w.e. (mapped with {r['mapped_with']}); figures in {r['results']}")
 
 
 def main(argv: list[str] | None = None) -> int:
