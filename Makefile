@@ -7,7 +7,8 @@ STAMP := $(VENV)/.requirements-installed
 DEMO_DIR ?= demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: test demo outlines rockglaciers massbalance reproduce lint venv clean
+.PHONY: test demo outlines rockglaciers massbalance reproduce reproduce-outlines \
+	reproduce-rockglaciers lint venv clean
 
 venv: $(STAMP)
 
@@ -58,6 +59,20 @@ else
 	done
 	$(PY) -m utils.training feature-sets results $(SETS)
 endif
+
+# The outline system's notebook: make reproduce-outlines [DATA=<dataset in the outline layout>]
+reproduce-outlines: $(STAMP)
+	mkdir -p results
+	$(PY) -m papermill glacier_outlines.ipynb results/glacier_outlines.ipynb --log-output \
+		--progress-bar -p data_dir "$(or $(DATA),demo/outline_data_full)" -p generate_size full \
+		-p epochs 30 -p steps 40 -p crop_size 128 -p results_dir results/outlines \
+		$(if $(wildcard ../shared/data/oetztal),-p oetztal ../shared/data/oetztal) $(NB_ARGS)
+
+# The rock-glacier notebook (grouped cross-validation on the real tiles where present)
+reproduce-rockglaciers: $(STAMP)
+	mkdir -p results
+	$(PY) -m papermill rock_glaciers.ipynb results/rock_glaciers.ipynb --log-output \
+		--progress-bar $(NB_ARGS)
 
 clean:
 	rm -rf $(DEMO_DIR) results .pytest_cache

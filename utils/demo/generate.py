@@ -1,6 +1,6 @@
 """Synthetic but physically plausible demo dataset in the study's layout.
 
-``python -m utils.demo.generate OUT_DIR [--seed N] [--size tiny|small] [--overwrite]``
+``python -m utils.demo.generate OUT_DIR [--seed N] [--size SIZE] [--overwrite]``
 or :func:`generate`. The same seed and size give byte-identical files.
 
 What is simulated (details in each module): the world, per scene, a few km of a
@@ -23,8 +23,10 @@ Layout (details in :data:`utils.demo.writer.README_TEXT`, written as
 (sun angles for the shadow mask and hillshade).
 
 Sizes: ``tiny`` (CI) 3 scenes of 256 x 256 px x 2 dates, 6 glaciers, ~380 patches,
-a few seconds; ``small`` (``make demo``) 6 scenes of 512 x 512 px x 3 dates, 14
-glaciers, ~3400 patches, ~20-40 s and ~230 MB.
+a few seconds; ``compact`` 4 scenes of 384 px x 3 dates, ~790 patches; ``medium``
+6 scenes of 512 px, ~1,800 patches; ``small`` 6 scenes of 512 x 512 px x 3 dates, 14
+glaciers, ~3400 patches, ~20-40 s and ~230 MB. ``make demo`` picks the largest
+that fits its time budget on the machine at hand (:mod:`utils.demo.driver`).
 
 The folder is built under a temporary name beside ``OUT_DIR`` and renamed when
 complete. Bad requests (size, seed, an output folder that cannot be written)
