@@ -22,10 +22,9 @@ from scipy import ndimage
 
 from utils import terrain as feat
 from utils.demo.fields import fractal_noise, smooth_noise, smoothstep, unit
-from utils.study import PATCH_SIZE
+from utils.study import HALF
 
 RES = 10.0  # metres per pixel
-HALF = PATCH_SIZE // 2  # pixels from a patch's centre to its edge
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from utils.model import FILTERS
-from utils.study import PATCH_SIZE
+from utils.study import HALF, PATCH_SIZE
 
 #: Patch side and half side of the study's CNN.
 PATCH: int = PATCH_SIZE
-HALF: int = PATCH // 2
 #: Pooled grid side (33 / 3).
 GRID: int = PATCH // 3
 HALF_GRID: int = GRID // 2

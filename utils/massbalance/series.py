@@ -101,8 +101,8 @@ def read_stats(path: str | os.PathLike, date: pd.Timestamp, sensor: str) -> pd.D
                                "another class scheme?")
     missing = [c for c in STATS_COLUMNS if c not in df.columns]
     if missing:
-        raise MassBalanceError(f"{path}: missing column(s) {', '.join(missing)}; not a "
-                               "statistics CSV of apply.py --stats_csv?")
+        raise MassBalanceError(f"{path}: missing column(s) {', '.join(missing)}; not the "
+                               "per-glacier statistics of a facies map?")
     df[field] = df[field].str.strip()
     out = pd.DataFrame({"RGIId": df[field], "date": date, "sensor": sensor,
                         "stats_csv": str(path), "_row": df["_row"]})
