@@ -1,10 +1,13 @@
-"""Readers of both tile layouts, bad inputs, grouping and grouped folds."""
+"""Readers of the three tile layouts, bad inputs, grouping and grouped folds."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from rg_parquet import classification_export, image_cell, png, write_parquet
 
 from utils.errors import InputError
 from utils.rockglaciers.tiles import RockGlacierError, grouped_folds, read_png, read_tiles
@@ -98,3 +101,84 @@ def test_real_tiles(shared_dir):
     for tr, te in grouped_folds(t.labels, t.groups, k=5):
         assert not set(t.groups[tr]) & set(t.groups[te])
         assert 0.3 < t.labels[te].mean() < 0.6
+
+
+def _tree_and_export(tmp_path):
+    """The same 5 tiles as an image-folder tree and as a Parquet export (``data/``)."""
+    rng = np.random.default_rng(2)
+    tiles = {f"train/{cls}/{n}.png": rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+             for cls, n in (("cordillera", 1512), ("cordillera", 1513), ("cordillera", 1600),
+                            ("glaciar", 77), ("glaciar", "a"))}
+    for rel, arr in tiles.items():
+        _save(tmp_path / "tree" / rel, arr)
+    export = classification_export(
+        tmp_path / "hf" / "data" / "train-00000-of-00001.parquet", tiles)
+    return tmp_path / "tree" / "train", export
+
+
+def _by_row(t):
+    """Row path (``train/<class>/<name>``) -> (image, label, group) of a TileSet."""
+    return {"/".join(Path(str(p).split("::")[-1]).parts[-3:]): (img, int(y), g)
+            for p, img, y, g in zip(t.paths, t.images, t.labels, t.groups, strict=True)}
+
+
+def test_parquet_export_reads_like_the_image_folder_tree(tmp_path):
+    tree, export = _tree_and_export(tmp_path)
+    a, b = _by_row(read_tiles(tree)), _by_row(read_tiles(export.parents[1]))
+    assert a.keys() == b.keys() and len(a) == 5
+    for key, (img, y, g) in a.items():
+        assert (b[key][0] == img).all() and b[key][1:] == (y, g)
+    assert b["train/cordillera/1513.png"][2] == "cordillera_run1512"
+    t = read_tiles(export)  # the .parquet file itself
+    assert len(t) == 5 and str(t.paths[0]) == f"{export}::train/cordillera/1512.png"
+
+
+def _export_with(tmp_path, rgb_tile, **bad):
+    """A 2-row export whose second row has ``bad`` columns instead of a good tile."""
+    row = {"image": image_cell(png(rgb_tile)), "labels": 0, "path": "train/cordillera/1.png"}
+    cols = {k: [v, bad.get(k, v)] for k, v in row.items()}
+    cols["path"][1] = bad.get("path", "train/cordillera/2.png")
+    return write_parquet(tmp_path / "train.parquet", cols)
+
+
+@pytest.mark.parametrize("bad, match, skippable", [
+    ({"image": image_cell(b"\x89PNG\r\n\x1a\n garbage")}, "not a readable PNG", True),
+    ({"image": image_cell(None)}, "no PNG bytes", True),
+    ({"image": image_cell(png(np.zeros((64, 64, 3), np.uint8)))}, "64 x 64 px", True),
+    ({"image": image_cell(png(np.zeros((128, 128), np.uint16)))}, "unsupported PNG mode", True),
+    ({"path": "train/glaciar/2.png"}, "disagrees with the class folder glaciar", False),
+    ({"labels": 2}, "label 2, expected 0", False)])
+def test_bad_parquet_rows_name_file_and_row(tmp_path, rgb_tile, bad, match, skippable):
+    export = _export_with(tmp_path, rgb_tile, **bad)
+    row = f"{export}::{bad.get('path', 'train/cordillera/2.png')}"
+    with pytest.raises(RockGlacierError, match=match) as err:
+        read_tiles(tmp_path)
+    assert row in str(err.value)
+    if skippable:
+        t = read_tiles(tmp_path, skip_invalid=True)
+        assert len(t) == 1 and len(t.skipped) == 1 and row in t.skipped[0]
+    else:
+        with pytest.raises(RockGlacierError, match=match):
+            read_tiles(tmp_path, skip_invalid=True)
+
+
+def test_parquet_without_path_names_the_row(tmp_path, rgb_tile):
+    bad = image_cell(b"garbage")
+    export = write_parquet(tmp_path / "t.parquet", {"image": [image_cell(png(rgb_tile)), bad],
+                                                    "labels": [0, 1]})
+    with pytest.raises(RockGlacierError, match="row 1"):
+        read_tiles(export)
+    t = read_tiles(export, skip_invalid=True)
+    assert t.labels.tolist() == [0] and str(t.paths[0]) == f"{export}::row 0"
+
+
+def test_parquet_missing_column_or_unreadable_file(tmp_path, rgb_tile):
+    export = write_parquet(tmp_path / "t.parquet", {"image": [image_cell(png(rgb_tile))],
+                                                    "path": ["train/glaciar/1.png"]})
+    with pytest.raises(RockGlacierError, match="no column.s. labels; found image, path") as e:
+        read_tiles(tmp_path)
+    assert str(export) in str(e.value)
+    export.write_bytes(b"not parquet")
+    with pytest.raises(RockGlacierError, match="not a readable Parquet file") as e:
+        read_tiles(export, skip_invalid=True)
+    assert str(export) in str(e.value)

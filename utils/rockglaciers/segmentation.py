@@ -1,10 +1,17 @@
-"""Rock-glacier segmentation: the mask layout, a small U-Net, IoU and F1.
+"""Rock-glacier segmentation: the mask layouts, a small U-Net, IoU and F1.
 
-Layout (a local export of the Hugging Face ``image-segmentation`` configuration,
-whose examples hold an ``image`` and a ``masks`` PNG): a folder with ``images/``
-and ``masks/`` holding PNGs of the same names; tiles 128 x 128 RGB(A) (as in
-:mod:`utils.rockglaciers.tiles`), masks one band with values {0, 1} or {0, 255}
-(1 / 255 = rock glacier).
+Two layouts of the Hugging Face ``image-segmentation`` configuration, whose
+examples hold an ``image`` and a ``masks`` PNG, are read:
+
+* **folders**: a folder with ``images/`` and ``masks/`` holding PNGs of the same names;
+* **Parquet** (a local Hugging Face ``datasets`` export): one ``.parquet`` file, or a
+  folder holding ``*.parquet`` files (directly or in ``data/``; read in file-name
+  order) and no ``images/``, with the columns ``image`` and ``masks`` (structs
+  ``{bytes: PNG, path}``) and optionally ``path``; a row is named
+  ``<file>::<path>`` (or ``<file>::row <i>``) in ``MaskSet.names`` and in errors.
+
+Tiles are 128 x 128 RGB(A) (as in :mod:`utils.rockglaciers.tiles`), masks one band
+with values {0, 1} or {0, 255} (1 / 255 = rock glacier).
 
 Only demo masks (:mod:`utils.rockglaciers.demo`) were available to train and test
 it: it is untested on real image-mask pairs.
@@ -13,21 +20,34 @@ it: it is untested on real image-mask pairs.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import keras
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
 from utils.rockglaciers.classifier import TileStandardise
-from utils.rockglaciers.tiles import TILE, RockGlacierError, read_png
+from utils.rockglaciers.tiles import (
+    TILE,
+    PngSource,
+    RockGlacierError,
+    decode_png,
+    load_all,
+    parquet_files,
+    parquet_rows,
+    png_bytes,
+    read_png,
+)
 
 
 @dataclass
 class MaskSet:
-    """images (N, 128, 128, 3) uint8, masks (N, 128, 128) uint8 0/1, names (N,), skipped."""
+    """images (N, 128, 128, 3) uint8, masks (N, 128, 128) uint8 0/1, names (N,) (file
+    names, or ``<file>.parquet::<row path>``), skipped: ``"name: why"`` per pair left out."""
 
     images: np.ndarray
     masks: np.ndarray
@@ -35,47 +55,62 @@ class MaskSet:
     skipped: list[str] = field(default_factory=list)
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """One mask as (128, 128) uint8 0/1; other values or sizes raise RockGlacierError."""
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("L") if im.mode not in ("L", "1", "P") else im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise RockGlacierError(f"{path}: not a readable PNG mask ({e})") from e
+def _mask(im: Image.Image, name: str) -> np.ndarray:
+    """(128, 128) uint8 0/1 of a loaded one-band mask; other values or sizes raise."""
+    arr = np.asarray(im.convert("L") if im.mode not in ("L", "1", "P") else im)
     if arr.shape != (TILE, TILE):
-        raise RockGlacierError(f"{path}: mask is {arr.shape}, expected {TILE} x {TILE}")
+        raise RockGlacierError(f"{name}: mask is {arr.shape}, expected {TILE} x {TILE}")
     values = set(np.unique(arr).tolist())
     if not values <= {0, 1} and not values <= {0, 255}:
-        raise RockGlacierError(f"{path}: mask values {sorted(values)[:6]}; expected 0/1 or 0/255")
+        raise RockGlacierError(f"{name}: mask values {sorted(values)[:6]}; expected 0/1 or 0/255")
     return (arr > 0).astype(np.uint8)
 
 
-def read_masks(folder: str | os.PathLike, skip_invalid: bool = False) -> MaskSet:
-    """Read the image/mask pairs of ``folder`` (``images/`` and ``masks/``)."""
-    folder = Path(folder)
+def read_mask(source: PngSource, name: str | None = None) -> np.ndarray:
+    """One mask (a file, or PNG bytes called ``name`` in errors) as (128, 128) uint8 0/1;
+    other values or sizes raise RockGlacierError."""
+    name = str(source) if name is None else name
+    return decode_png(source, name, partial(_mask, name=name))
+
+
+def _pair(image: PngSource, mask: PngSource, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(128, 128, 3) uint8 image and (128, 128) 0/1 mask of one Parquet row called ``name``."""
+    return read_png(image, name=name), read_mask(mask, name=f"{name} (masks)")
+
+
+def _folder_pairs(folder: Path) -> list[tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]]]]:
+    """(name, loader) of the image-mask pairs of ``images/`` and ``masks/``."""
     img_dir, mask_dir = folder / "images", folder / "masks"
     for d in (img_dir, mask_dir):
         if not d.is_dir():
-            raise RockGlacierError(f"{folder}: no {d.name}/ folder (segmentation layout)")
+            raise RockGlacierError(f"{folder}: no {d.name}/ folder (segmentation layout) "
+                                   "and no *.parquet files")
     names = sorted(p.name for p in img_dir.iterdir() if p.suffix.lower() == ".png")
     missing = [n for n in names if not (mask_dir / n).is_file()]
     if missing:
         raise RockGlacierError(f"{mask_dir / missing[0]}: mask missing for image "
                                f"({len(missing)} images without a mask)")
-    images, masks, kept, skipped = [], [], [], []
-    for n in names:
-        try:
-            img, mask = read_png(img_dir / n), read_mask(mask_dir / n)
-        except RockGlacierError as e:
-            if not skip_invalid:
-                raise
-            skipped.append(str(e))
-            continue
-        images.append(img)
-        masks.append(mask)
-        kept.append(n)
+    return [(n, lambda n=n: (read_png(img_dir / n), read_mask(mask_dir / n))) for n in names]
+
+
+def _parquet_pairs(files: list[Path]
+                   ) -> Iterator[tuple[str, Callable[[], tuple[np.ndarray, np.ndarray]]]]:
+    """(name, loader) of the rows (``image``, ``masks``, ``path``) of Parquet files."""
+    for file in files:
+        for name, row in parquet_rows(file, ("image", "masks")):
+            yield name, partial(_pair, png_bytes(row["image"]), png_bytes(row["masks"]), name)
+
+
+def read_masks(folder: str | os.PathLike, skip_invalid: bool = False) -> MaskSet:
+    """Read the image/mask pairs of ``folder`` (``images/`` and ``masks/``, or Parquet
+    files) or of one ``.parquet`` file; see the module doc."""
+    folder = Path(folder)
+    files = [] if (folder / "images").is_dir() else parquet_files(folder)
+    pairs = _parquet_pairs(files) if files else _folder_pairs(folder)
+    kept, loaded, skipped = load_all(pairs, skip_invalid)
     if not kept:
-        raise RockGlacierError(f"{folder}: no readable image-mask pairs")
+        raise RockGlacierError(f"{folder}: no readable image-mask pairs ({len(skipped)} invalid)")
+    images, masks = zip(*loaded, strict=True)
     return MaskSet(np.stack(images), np.stack(masks), kept, skipped)
 
 
