@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import rockglaciers
-from utils.rockglaciers.classifier import augment, load_classifier, predict
+from utils.rockglaciers.classifier import LocalContrast, augment, load_classifier, predict
 from utils.rockglaciers.evaluation import cross_validate, histogram_features, metrics, summary
 from utils.rockglaciers.tiles import RockGlacierError, read_tiles
 
@@ -27,6 +27,35 @@ def test_augment_keeps_tile_content(rgb_tile):
     assert out.shape == (1, 128, 128, 3) and out.dtype == np.float32
     assert 0 <= out.min() and out.max() <= 255
     assert abs(out.mean() - rgb_tile.mean()) < 0.15 * rgb_tile.mean()
+
+
+def _local_contrast(rgb: np.ndarray) -> np.ndarray:
+    return np.asarray(LocalContrast()(rgb[None].astype(np.float32) / 255))[0, ..., 0]
+
+
+def test_local_contrast_matches_numpy_reference_inside(rgb_tile):
+    from scipy.ndimage import uniform_filter
+
+    grey = rgb_tile.astype(np.float64).mean(-1) / 255
+    mean = uniform_filter(grey, 17)
+    var = np.maximum(uniform_filter(grey * grey, 17) - mean * mean, 0)
+    ref = np.clip(0.5 + (grey - mean) / np.sqrt(var + (2 / 255) ** 2) * 40 / 255, 0, 1)
+    out = _local_contrast(rgb_tile)
+    assert out.shape == (128, 128)
+    # away from the border (where the window is cut differently) within float32 round-off
+    np.testing.assert_allclose(out[8:-8, 8:-8], ref[8:-8, 8:-8], atol=5e-3)
+
+
+def test_local_contrast_ignores_brightness_and_colour():
+    # ridges (texture) under a bright-to-dark ramp (illumination, snow line)
+    yy, xx = np.mgrid[:128, :128].astype(np.float32)
+    grey = 60 + 40 * np.sin(xx / 3) + 1.2 * yy
+    bright = np.repeat(grey[..., None], 3, -1).round().astype(np.uint8)
+    # a darker, hazier, bluer acquisition of the same terrain looks the same
+    dark = np.clip(bright * 0.4 + np.array([10, 15, 40]), 0, 255).round().astype(np.uint8)
+    a, b = _local_contrast(bright), _local_contrast(dark)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+    assert abs(np.corrcoef(yy.ravel(), a.ravel())[0, 1]) < 0.1  # the ramp is gone
 
 
 def test_histogram_features_are_normalised(rg_demo_tiles):

@@ -1,7 +1,8 @@
 """Rock glaciers: the Andes rock-glacier tiles, a small CNN detector, scene maps, segmentation.
 
-Modules: ``tiles`` (readers of both layouts, grouping by rock glacier, grouped
-folds), ``classifier`` (compact Keras CNN, training, calibration, saving),
+Modules: ``tiles`` (readers of the file-name, image-folder and Parquet layouts,
+grouping by rock glacier, grouped folds), ``classifier`` (compact Keras CNN on
+local contrast, training, calibration, saving),
 ``evaluation`` (metrics, baselines, grouped cross-validation), ``scene``
 (probability GeoTIFF of a scene), ``segmentation`` (mask layout, small U-Net,
 IoU / F1), ``demo`` (synthetic tiles, masks and a scene; :func:`run_demo`).

@@ -1,12 +1,15 @@
 """A compact Keras 3 CNN that tells rock-glacier tiles from other mountain terrain.
 
 Input: (N, 128, 128, 3) uint8 RGB tiles (Sentinel-2 true colour, 10 m, so 1.28 km
-a side); output: (N,) probability of a rock glacier. The network averages 2 x 2
-pixels first (20 m: rock glaciers are hundreds of metres long, and a quarter of
-the pixels makes CPU training cheap), standardises each channel of each tile
-(:class:`TileStandardise`), then four conv blocks (16, 32, 64, 128
-filters), global average pooling, dropout and one sigmoid unit; ~98 k weights,
-trained from scratch (no pretrained weights, nothing downloaded).
+a side); output: (N,) probability of a rock glacier. The network first turns the
+tile into grey-level local contrast (:class:`LocalContrast`: texture without
+brightness, colour or snow cover, which differ between acquisitions and which
+the network otherwise learns instead of the landform), standardises it per tile
+(:class:`TileStandardise`), averages 2 x 2 pixels (20 m: rock glaciers are
+hundreds of metres long, and a quarter of the pixels makes CPU training cheap),
+then four conv blocks (16, 32, 64, 128 filters), global average pooling, dropout
+and one sigmoid unit; ~98 k weights, trained from scratch (no pretrained
+weights, nothing downloaded).
 
 Training augments every batch the way nadir imagery allows (random flips, 90°
 rotations, brightness and contrast x U(0.9, 1.1)) and weights samples so both
@@ -53,11 +56,40 @@ class TileStandardise(keras.layers.Layer):
         return (x - mean) / (sd + 1e-2)
 
 
+@keras.saving.register_keras_serializable(package="rockglaciers")
+class LocalContrast(keras.layers.Layer):
+    """Grey-level local contrast of RGB in 0..1: (N, H, W, 3) -> (N, H, W, 1) in 0..1.
+
+    ``(grey - local mean) / local sd`` over a ``size`` x ``size`` window (17 px =
+    170 m at 10 m), mapped to 0..1 as ``0.5 + z * 40 / 255`` and clipped (|z| <= 3.2).
+    Keeps the texture of ridges, furrows and fronts and drops what changes with the
+    acquisition: brightness, haze, colour, snow cover's large bright patches.
+    Grouped cross-validation chose it over RGB (balanced accuracy 0.84 -> 0.94,
+    docs/ROCK_GLACIERS.md).
+    """
+
+    def __init__(self, size: int = 17, **kw) -> None:
+        super().__init__(**kw)
+        self.size = size
+        self.pool = keras.layers.AveragePooling2D(size, strides=1, padding="same")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "size": self.size}
+
+    def call(self, x):
+        grey = keras.ops.mean(x, axis=-1, keepdims=True)
+        mean = self.pool(grey)
+        var = keras.ops.maximum(self.pool(grey * grey) - mean * mean, 0.0)
+        z = (grey - mean) / keras.ops.sqrt(var + (2 / 255) ** 2)
+        return keras.ops.clip(0.5 + z * (40 / 255), 0.0, 1.0)
+
+
 def build_classifier(seed: int = 0) -> keras.Model:
     """The untrained CNN: (N, 128, 128, 3) uint8 RGB -> (N, 1) probability of a rock glacier."""
     keras.utils.set_random_seed(seed)
     inp = keras.Input((TILE, TILE, 3))
-    x = TileStandardise()(keras.layers.Rescaling(1 / 255)(inp))
+    x = LocalContrast()(keras.layers.Rescaling(1 / 255)(inp))
+    x = TileStandardise()(x)
     x = keras.layers.AveragePooling2D(2)(x)
     for filters in (16, 32, 64, 128):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
