@@ -10,7 +10,13 @@ from PIL import Image
 from rg_parquet import classification_export, image_cell, png, write_parquet
 
 from utils.errors import InputError
-from utils.rockglaciers.tiles import RockGlacierError, grouped_folds, read_png, read_tiles
+from utils.rockglaciers.tiles import (
+    RockGlacierError,
+    grouped_folds,
+    read_png,
+    read_tiles,
+    site_folds,
+)
 
 
 def _save(path, arr):
@@ -89,6 +95,24 @@ def test_grouped_folds_keep_groups_together():
     assert (seen == 1).all()
     with pytest.raises(RockGlacierError, match="groups per class"):
         grouped_folds(labels, groups, k=20)
+
+
+def test_site_folds_hold_out_whole_sites():
+    groups = np.array([f"{s}_{k}" for s in ("north", "south") for k in range(4) for _ in range(3)]
+                      + [f"cordillera_run{r}" for r in range(6) for _ in range(2)])
+    labels = np.array([1] * 24 + [0] * 12)
+    folds = site_folds(labels, groups)
+    assert [site for site, _, _ in folds] == ["north", "south"]
+    seen = np.zeros(len(labels), int)
+    for site, tr, te in folds:
+        assert {g.split("_")[0] for g in groups[te][labels[te] == 1]} == {site}
+        assert not any(g.startswith(site) for g in groups[tr])  # never saw the site
+        assert not set(groups[tr]) & set(groups[te]) and 0 < labels[tr].sum() < len(tr)
+        assert sorted(np.concatenate([tr, te])) == list(range(len(labels)))
+        seen[te] += 1
+    assert (seen[labels == 0] == 1).all()  # each cordillera tile tested once
+    with pytest.raises(RockGlacierError, match="2 rock-glacier sites"):
+        site_folds(labels[12:], groups[12:])  # south only
 
 
 def test_real_tiles(shared_dir):

@@ -10,15 +10,10 @@ from sklearn.metrics import roc_curve
 from utils.calibration import max_confidence, reliability
 from utils.rockglaciers.classifier import two_class
 from utils.rockglaciers.evaluation import ECE_BINS, confusion, metrics
-from utils.rockglaciers.tiles import LABELS, TileSet
+from utils.rockglaciers.tiles import LABELS, TileSet, site_of
 
 NAMES = {"majority": "majority class", "histogram": "histogram + logistic regression",
          "cnn": "CNN", "cnn_calibrated": "CNN, calibrated"}
-
-
-def site_of(groups: np.ndarray) -> np.ndarray:
-    """Site of each tile from its group: ``loshelados``, ``maranceles`` or ``cordillera``."""
-    return np.array([g.split("_")[0] for g in groups])
 
 
 def plot_examples(tiles: TileSet, n: int = 6, seed: int = 0) -> plt.Figure:

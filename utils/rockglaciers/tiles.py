@@ -47,7 +47,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from utils.errors import InputError
 
@@ -300,3 +300,31 @@ def grouped_folds(labels: np.ndarray, groups: np.ndarray, k: int = 5,
                                "(rock glacier)")
     cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     return list(cv.split(np.zeros(len(labels)), labels, groups))
+
+
+def site_of(groups: np.ndarray) -> np.ndarray:
+    """Site of each tile from its group: ``loshelados``, ``maranceles`` or ``cordillera``."""
+    return np.array([g.split("_")[0] for g in groups])
+
+
+def site_folds(labels: np.ndarray, groups: np.ndarray
+               ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """One (site, train index, test index) per rock-glacier site: a stricter split.
+
+    The test set is every rock-glacier tile of one site plus one of ``n_sites``
+    grouped shares of the no-rock-glacier tiles; training is the rest, so the
+    network never saw the test site on any date. Needs >= 2 sites.
+    """
+    sites = site_of(groups)
+    rg_sites = sorted(set(sites[labels == 1]))
+    neg = np.flatnonzero(labels == 0)
+    if len(rg_sites) < 2 or len(set(groups[neg])) < len(rg_sites):
+        raise RockGlacierError(f"a by-site split needs >= 2 rock-glacier sites and as many "
+                               f"no-rock-glacier groups; have sites {rg_sites}")
+    shares = GroupKFold(len(rg_sites)).split(neg, groups=groups[neg])
+    out = []
+    for site, (_, neg_te) in zip(rg_sites, shares, strict=True):
+        test = np.sort(np.concatenate([np.flatnonzero((labels == 1) & (sites == site)),
+                                       neg[neg_te]]))
+        out.append((site, np.setdiff1d(np.arange(len(labels)), test), test))
+    return out
